@@ -1,0 +1,290 @@
+"""Sans-I/O SMTP framing: received bytes in, command lines and message data out.
+
+The one wire engine of both faces.  It knows nothing of sockets or event
+loops: an adapter ``feed()``s whatever it received and pulls events with
+``next_event()``.  Parsing is lazy on purpose: the caller handles each
+command before the next one is parsed, so a mode switch (``start_data``
+after a 354, ``discard_buffered`` after a 220 to STARTTLS) takes effect at
+the exact byte where the client's stream changes meaning.
+
+Safety rules enforced here, whatever the face:
+
+* only ``<CR><LF>`` ends a command line, and only ``<CR><LF>.<CR><LF>`` ends
+  message data (bare CR or LF never do: SMTP smuggling, CVE-2024-27305);
+* memory is bounded: an over-long command line or over-size message is
+  discarded as it arrives, keeping at most one received chunk plus a short
+  tail, even when the client never sends a newline.
+
+DATA is handled in bulk: each received chunk is scanned for the terminator
+with ``bytes.find`` and checked for line length and bare newlines with
+C-level ``split``/``count`` calls; there is no Python loop per line.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple, Optional, Union
+
+__all__ = [
+    "CommandLine",
+    "CommandTooLong",
+    "DataChunk",
+    "DataEnd",
+    "Event",
+    "Framer",
+    "unstuff",
+]
+
+CRLF = b"\r\n"
+END_OF_DATA = b"\r\n.\r\n"
+# A terminator that started in the unscanned tail can be at most this long.
+_TAIL = len(END_OF_DATA) - 1
+
+
+class CommandLine(NamedTuple):
+    """One command line, without its CRLF (bare CR/LF inside are kept)."""
+
+    line: bytes
+
+
+class CommandTooLong(NamedTuple):
+    """A command line longer than ``Framer.command_limit`` ended.
+
+    Its bytes were discarded as they came; ``prefix`` holds the first
+    ``command_limit + 1`` of them, enough to name the verb in a reply.
+    """
+
+    prefix: bytes
+
+
+class DataChunk(NamedTuple):
+    """Raw message bytes, still dot-stuffed, in arrival order.
+
+    The chunks of one message join to what the client sent between the DATA
+    command's CRLF and the final ``.<CR><LF>``: every line keeps its CRLF.
+    """
+
+    data: bytes
+
+
+class DataEnd(NamedTuple):
+    """The end-of-data marker arrived; the framer is in command mode again."""
+
+    size: int
+    too_large: bool
+    line_too_long: bool
+    bare_newline: bool
+
+
+Event = Union[CommandLine, CommandTooLong, DataChunk, DataEnd]
+
+
+def unstuff(content: bytes) -> bytes:
+    """Undo RFC 5321 section 4.5.2 transparency: drop one leading dot per line."""
+    out = content.replace(b"\r\n.", b"\r\n")
+    if out[:1] == b".":
+        return out[1:]
+    return out
+
+
+class Framer:
+    """Split an SMTP byte stream into events; see the module docstring."""
+
+    __slots__ = (
+        "command_limit",
+        "_buf",
+        "_scan",
+        "_skip_prefix",
+        "_in_data",
+        "_at_data_start",
+        "_end_pending",
+        "_size",
+        "_size_limit",
+        "_line_limit",
+        "_line_len",
+        "_too_large",
+        "_line_too_long",
+        "_bare_newline",
+    )
+
+    def __init__(self, command_limit: int = 512) -> None:
+        #: Longest command line accepted, in bytes without the CRLF.
+        self.command_limit = command_limit
+        self._buf = bytearray()
+        # Where the next search for CRLF starts (the bytes before hold none).
+        self._scan = 0
+        # Set while discarding the rest of an over-long command line.
+        self._skip_prefix: Optional[bytes] = None
+        self._in_data = False
+        self._at_data_start = False
+        self._end_pending = False
+        self._size = 0
+        self._size_limit: Optional[int] = None
+        self._line_limit: Optional[int] = None
+        self._line_len = 0
+        self._too_large = False
+        self._line_too_long = False
+        self._bare_newline = False
+
+    # -- input ---------------------------------------------------------
+
+    def feed(self, data: bytes) -> None:
+        """Append received bytes; they are parsed by ``next_event``."""
+        self._buf += data
+
+    @property
+    def buffered(self) -> int:
+        """Bytes received and not yet turned into events."""
+        return len(self._buf)
+
+    @property
+    def in_data(self) -> bool:
+        return self._in_data
+
+    def discard_buffered(self) -> int:
+        """Forget every byte not yet parsed, e.g. plaintext pipelined behind
+        STARTTLS (CVE-2024-34083).  Returns how many bytes were dropped."""
+        dropped = len(self._buf)
+        del self._buf[:]
+        self._scan = 0
+        self._skip_prefix = None
+        return dropped
+
+    def peek_buffered(self) -> bytes:
+        """A copy of the unparsed bytes (a PROXY header is read from here)."""
+        return bytes(self._buf)
+
+    def consume_buffered(self, count: int) -> None:
+        """Drop the first ``count`` unparsed bytes, already used elsewhere."""
+        del self._buf[:count]
+        self._scan = 0
+
+    def start_data(self, size_limit: Optional[int], line_limit: Optional[int]) -> None:
+        """Treat what follows as message content, up to ``<CR><LF>.<CR><LF>``.
+
+        ``size_limit``: most raw bytes accepted (None or 0: no limit).
+        ``line_limit``: longest line, CRLF included (None: no limit).
+        """
+        self._in_data = True
+        self._at_data_start = True
+        self._end_pending = False
+        self._size = 0
+        self._size_limit = size_limit or None
+        self._line_limit = line_limit
+        self._line_len = 0
+        self._too_large = False
+        self._line_too_long = False
+        self._bare_newline = False
+        self._scan = 0
+
+    # -- output --------------------------------------------------------
+
+    def next_event(self) -> Optional[Event]:
+        """Parse one event from the buffer, or return None for "need more"."""
+        if self._in_data:
+            return self._next_data_event()
+        return self._next_command()
+
+    def _next_command(self) -> Optional[Event]:
+        buf = self._buf
+        limit = self.command_limit
+        end = buf.find(CRLF, self._scan)
+        if end < 0:
+            held = len(buf)
+            # +1: a trailing CR may be the first half of the CRLF.
+            if held > limit + 1 or self._skip_prefix is not None:
+                if self._skip_prefix is None:
+                    self._skip_prefix = bytes(buf[: limit + 1])
+                keep = 1 if buf.endswith(b"\r") else 0
+                del buf[: held - keep]
+                self._scan = 0
+            else:
+                self._scan = held - 1 if held else 0
+            return None
+        self._scan = 0
+        prefix = self._skip_prefix
+        if prefix is not None:
+            self._skip_prefix = None
+            del buf[: end + 2]
+            return CommandTooLong(prefix)
+        if end > limit:
+            prefix = bytes(buf[: limit + 1])
+            del buf[: end + 2]
+            return CommandTooLong(prefix)
+        line = bytes(buf[:end])
+        del buf[: end + 2]
+        return CommandLine(line)
+
+    def _next_data_event(self) -> Optional[Event]:
+        if self._end_pending:
+            return self._finish_data()
+        buf = self._buf
+        if self._at_data_start:
+            # The DATA command's own CRLF precedes the first line, so a lone
+            # ".<CR><LF>" here is an empty message.
+            head = bytes(buf[:3])
+            if len(head) < 3 and b".\r\n".startswith(head):
+                return None
+            self._at_data_start = False
+            if head == b".\r\n":
+                del buf[:3]
+                return self._finish_data()
+        while True:
+            found = buf.find(END_OF_DATA)
+            if found >= 0:
+                chunk = bytes(buf[: found + 2])
+                del buf[: found + len(END_OF_DATA)]
+                self._end_pending = True
+                if self._account(chunk):
+                    return DataChunk(chunk)
+                return self._finish_data()
+            cut = len(buf) - _TAIL
+            if cut > 0 and buf[cut - 1] == 0x0D:
+                # Keep CR and its LF together so bare-CR detection is exact.
+                cut -= 1
+            if cut <= 0:
+                return None
+            chunk = bytes(buf[:cut])
+            del buf[:cut]
+            if self._account(chunk):
+                return DataChunk(chunk)
+
+    def _account(self, chunk: bytes) -> bool:
+        """Update the message's counters; True if ``chunk`` is to be kept."""
+        self._size += len(chunk)
+        if self._too_large:
+            return False
+        if self._size_limit is not None and self._size > self._size_limit:
+            self._too_large = True
+        limit = self._line_limit
+        if limit is not None and not self._line_too_long:
+            lines = chunk.split(CRLF)
+            if len(lines) == 1:
+                self._line_len += len(chunk)
+                longest = self._line_len + 2
+            else:
+                longest = self._line_len + len(lines[0]) + 2
+                if len(lines) > 2:
+                    longest = max(longest, max(map(len, lines)) + 2)
+                self._line_len = len(lines[-1])
+                # A partial last line already over the limit counts now.
+                longest = max(longest, self._line_len + 2)
+            if longest > limit:
+                self._line_too_long = True
+        if not self._bare_newline:
+            pairs = chunk.count(CRLF)
+            if chunk.count(b"\n") != pairs or chunk.count(b"\r") != pairs:
+                self._bare_newline = True
+        # The chunk that crosses the size limit is still handed out (legacy
+        # smtpd counted it too); everything after it is dropped unseen.
+        return True
+
+    def _finish_data(self) -> DataEnd:
+        self._in_data = False
+        self._end_pending = False
+        self._scan = 0
+        return DataEnd(
+            size=self._size,
+            too_large=self._too_large,
+            line_too_long=self._line_too_long,
+            bare_newline=self._bare_newline,
+        )
