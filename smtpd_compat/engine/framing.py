@@ -234,8 +234,9 @@ class Framer:
                 chunk = bytes(buf[: found + 2])
                 del buf[: found + len(END_OF_DATA)]
                 self._end_pending = True
-                if self._account(chunk):
-                    return DataChunk(chunk)
+                kept = self._account(chunk)
+                if kept:
+                    return DataChunk(kept)
                 return self._finish_data()
             cut = len(buf) - _TAIL
             if cut > 0 and buf[cut - 1] == 0x0D:
@@ -245,16 +246,22 @@ class Framer:
                 return None
             chunk = bytes(buf[:cut])
             del buf[:cut]
-            if self._account(chunk):
-                return DataChunk(chunk)
+            kept = self._account(chunk)
+            if kept:
+                return DataChunk(kept)
 
-    def _account(self, chunk: bytes) -> bool:
-        """Update the message's counters; True if ``chunk`` is to be kept."""
+    def _account(self, chunk: bytes) -> Optional[bytes]:
+        """Update the message's counters; return what of ``chunk`` to hand out."""
+        kept = self._size
         self._size += len(chunk)
         if self._too_large:
-            return False
+            return None
         if self._size_limit is not None and self._size > self._size_limit:
+            # Hand out exactly one byte past the limit, wherever the input
+            # was split, so a consumer counting bytes (legacy smtpd did)
+            # sees the excess; everything after it is dropped unseen.
             self._too_large = True
+            chunk = chunk[: self._size_limit + 1 - kept]
         limit = self._line_limit
         if limit is not None and not self._line_too_long:
             lines = chunk.split(CRLF)
@@ -274,9 +281,7 @@ class Framer:
             pairs = chunk.count(CRLF)
             if chunk.count(b"\n") != pairs or chunk.count(b"\r") != pairs:
                 self._bare_newline = True
-        # The chunk that crosses the size limit is still handed out (legacy
-        # smtpd counted it too); everything after it is dropped unseen.
-        return True
+        return chunk
 
     def _finish_data(self) -> DataEnd:
         self._in_data = False

@@ -44,9 +44,11 @@ class LoginPassword(NamedTuple):
     password: bytes
 
     def __str__(self) -> str:
+        # Never show the password, whichever way the tuple is printed.
         return f"LoginPassword(login='{self.login.decode(errors='replace')}', password=...)"
 
-    __repr__ = __str__
+    def __repr__(self) -> str:
+        return str(self)
 
 
 class AuthResult:

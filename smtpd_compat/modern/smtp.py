@@ -368,6 +368,12 @@ class SMTP(AuthMixin, asyncio.Protocol):
             data = status.encode("utf-8" if self.enable_SMTPUTF8 else "ascii") + b"\r\n"
         else:
             data = status + b"\r\n"
+        if not self._out and not self._framer.buffered and self.transport is not None:
+            # No pipelined input waits behind this reply, so nothing could
+            # join it in one segment: send it now.
+            if not self.transport.is_closing():
+                self.transport.write(data)  # type: ignore[attr-defined]
+            return
         self._out.append(data)
         self._out_size += len(data)
         if not self._flush_scheduled:
@@ -693,8 +699,9 @@ class SMTP(AuthMixin, asyncio.Protocol):
         else:
             lines.append("250 HELP")
             lines = await self._call_handler_hook("EHLO", hostname, lines)
-        for line in lines:
-            await self.push(line)
+        # One write for the whole reply: a line per send() made stdlib smtpd
+        # wait 40 ms for delayed ACKs on every EHLO.
+        await self.push("\r\n".join(lines))
 
     @syntax("NOOP [ignored]")
     async def smtp_NOOP(self, arg: Optional[str]) -> None:

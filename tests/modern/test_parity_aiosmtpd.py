@@ -167,8 +167,9 @@ def test_strict_ascii_body_ends_the_transaction() -> None:
 @pytest.mark.parametrize("command", [b"MAIL FROM:<", b"VRFY <"])
 def test_unparsable_path_is_a_clean_reply(command: bytes) -> None:
     """aiosmtpd leaks "500 Error: (IndexError) string index out of range"
-    for a lone "<"; we answer like any other malformed address."""
+    for a lone "<" (where the stdlib parser raises IndexError, before 3.13);
+    we answer like any other malformed address."""
     steps = [greet(), line(command)]
     theirs, mine, _, _ = run_both(steps)
-    assert theirs[2].startswith(b"500 Error: (IndexError)")
+    assert theirs[2].startswith(b"500 Error: (IndexError)") or theirs[2] == mine[2]
     assert mine[2] in (b"553 5.1.3 Error: malformed address\r\n", b"502 Could not VRFY <\r\n")
