@@ -22,15 +22,18 @@ C-level ``split``/``count`` calls; there is no Python loop per line.
 
 from __future__ import annotations
 
+import re
 from typing import NamedTuple, Optional, Union
 
 __all__ = [
+    "BARE_NEWLINE_POLICIES",
     "CommandLine",
     "CommandTooLong",
     "DataChunk",
     "DataEnd",
     "Event",
     "Framer",
+    "normalize_newlines",
     "unstuff",
 ]
 
@@ -76,6 +79,18 @@ class DataEnd(NamedTuple):
 
 
 Event = Union[CommandLine, CommandTooLong, DataChunk, DataEnd]
+
+
+#: What a server may do with a bare CR or LF inside message content (like
+#: Postfix's smtpd_forbid_bare_newline): keep it as sent, turn it into
+#: CRLF, or refuse the message.
+BARE_NEWLINE_POLICIES = ("accept", "normalize", "reject")
+_ANY_NEWLINE = re.compile(rb"\r\n|\r|\n")
+
+
+def normalize_newlines(content: bytes) -> bytes:
+    """``content`` with every bare CR or LF turned into CRLF."""
+    return _ANY_NEWLINE.sub(b"\r\n", content)
 
 
 def unstuff(content: bytes) -> bytes:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 from email._header_value_parser import get_addr_spec, get_angle_addr
-from email.errors import HeaderParseError
 from typing import Dict, List, NamedTuple, Optional, Tuple, Union
 
 __all__ = [
@@ -38,7 +37,7 @@ _CONTROL = {c: "?" for c in (*range(0x20), 0x7F)}
 _ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
 _PLAIN_PATH = re.compile(
     rf"[ \t]*(<)?({_ATOM}(?:\.{_ATOM})*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*)"
-    r"(?(1)>|(?=[ \t]|\Z))(?![ \t]*\()[ \t]*(.*)\Z"
+    r"(?(1)>(?![ \t]*\()|(?=[ \t]|\Z)(?![ \t]*[.@(\[\]\"\\:;<>,]))[ \t]*(.*)\Z"
 )
 
 
@@ -118,11 +117,11 @@ def _parse_path(arg: str) -> Tuple[Optional[str], Optional[str]]:
     try:
         token, rest = parse(arg)
         return str(token.addr_spec), str(rest)
-    except (HeaderParseError, IndexError, AttributeError):
+    except Exception:
         # The stdlib parser raises more than HeaderParseError on hostile
-        # input ("<" gives IndexError, "a@[" AttributeError); aiosmtpd let
-        # those through as "500 Error: (IndexError) ...".  A path that
-        # cannot be parsed is a malformed address, nothing more.
+        # input ("<" IndexError, "a@[" AttributeError, "a@[ " even
+        # UnboundLocalError); aiosmtpd let those through as "500 Error:
+        # (IndexError) ...".  A path it cannot parse is a malformed address.
         return None, None
 
 

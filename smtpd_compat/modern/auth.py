@@ -115,8 +115,15 @@ class AuthMixin:
 
     AuthLoginUsernameChallenge = "User Name\x00"
     AuthLoginPasswordChallenge = "Password\x00"
+    #: Failed AUTH attempts allowed on one connection before it is closed
+    #: with a 421, as Postfix does at its error limit; 0 (aiosmtpd's
+    #: behaviour) allows any number.  A class attribute, like the other
+    #: limits, so SMTP's signature stays aiosmtpd's.
+    failed_auth_limit = 0
+    _auth_failures = 0
 
     # Provided by SMTP.
+    hostname: str
     session: Optional[Session]
     envelope: Optional[Envelope]
     _auth_methods: Dict[str, Any]
@@ -127,7 +134,8 @@ class AuthMixin:
     if TYPE_CHECKING:
 
         async def push(self, status: Union[str, bytes]) -> None: ...
-        async def _readline(self) -> bytes: ...
+        async def _readline(self) -> Optional[bytes]: ...
+        def _close(self) -> None: ...
         async def check_helo_needed(self, helo: str = "HELO") -> bool: ...
         async def _call_handler_hook(self, command: str, *args: Any) -> Any: ...
         @property
@@ -163,6 +171,16 @@ class AuthMixin:
             status = self._auth_status(await self._auth_methods[mechanism](self, args))
         if status is not None:
             await self.push(status)
+        if not self.session.authenticated:
+            await self._count_auth_failure()
+
+    async def _count_auth_failure(self) -> None:
+        self._auth_failures += 1
+        if self.failed_auth_limit and self._auth_failures >= self.failed_auth_limit:
+            assert self.session is not None
+            log.warning("%r: too many failed AUTH attempts", self.session.peer)
+            await self.push(f"421 4.7.0 {self.hostname} Error: too many failed AUTH attempts")
+            self._close()
 
     def _auth_status(self, result: Any) -> Optional[str]:
         """Map a mechanism's return value to the reply (None: already sent)."""
@@ -198,12 +216,16 @@ class AuthMixin:
         raw = challenge.encode() if isinstance(challenge, str) else challenge
         await self.push(b"334 " + (b64encode(raw) if encode_to_b64 else raw))
         line = await self._readline()
+        if line is None:
+            return MISSING  # the client hung up: nothing to answer
         if log_client_response:
             warnings.warn("AUTH interaction logging is enabled!")
             warnings.warn("Sensitive information might be leaked!")
             log.debug(">> %r", line)
         blob = line.strip()
         if blob == b"*":
+            assert self.session is not None
+            log.warning("%r aborted AUTH with '*'", self.session.peer)
             await self.push("501 5.7.0 Auth aborted")
             return MISSING
         try:
@@ -222,7 +244,12 @@ class AuthMixin:
     def _authenticate(self, mechanism: str, auth_data: Any) -> AuthResult:
         if self._authenticator is not None:
             assert self.session is not None and self.envelope is not None
-            return self._authenticator(self, self.session, self.envelope, mechanism, auth_data)  # type: ignore[arg-type]
+            result = self._authenticator(self, self.session, self.envelope, mechanism, auth_data)  # type: ignore[arg-type]
+            if isinstance(result, AuthResult) and not result.success and result.handled:
+                # A synchronous authenticator cannot have replied itself; with
+                # aiosmtpd the default handled=True left the client waiting.
+                return AuthResult(success=False, handled=False, message=result.message)
+            return result
         assert self._auth_callback is not None
         if self._auth_callback(mechanism, *auth_data):
             return AuthResult(success=True, handled=True, auth_data=auth_data)

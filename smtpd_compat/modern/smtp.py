@@ -17,9 +17,18 @@ import logging
 import socket
 import ssl
 import warnings
-from typing import Any, Dict, Iterable, List, MutableMapping, Optional, Tuple, Union
+from typing import AbstractSet, Any, Dict, Iterable, List, MutableMapping, Optional, Tuple, Union
 
-from ..engine.framing import CommandLine, CommandTooLong, DataChunk, DataEnd, Framer, unstuff
+from ..engine.framing import (
+    BARE_NEWLINE_POLICIES,
+    CommandLine,
+    CommandTooLong,
+    DataChunk,
+    DataEnd,
+    Framer,
+    normalize_newlines,
+    unstuff,
+)
 from ..engine.grammar import (
     BadCommand,
     get_address,
@@ -129,6 +138,14 @@ class SMTP(AuthMixin, asyncio.Protocol):
     line_length_limit = 1001
     #: Longest local part of an address (0: no limit).
     local_part_limit = 0
+    #: Commands a client may send before STARTTLS under require_starttls;
+    #: a subclass with its own greeting (LMTP's LHLO) extends it.
+    allowed_before_starttls: AbstractSet[str] = ALLOWED_BEFORE_STARTTLS
+    #: A bare CR or LF inside message content: "accept" keeps it (aiosmtpd's
+    #: behaviour, the default), "normalize" turns it into CRLF, "reject"
+    #: refuses the message with 550 and delivers nothing.  Only CRLF.CRLF
+    #: ever ends a message, whatever this says.
+    bare_newline = "accept"
 
     def __init__(
         self,
@@ -341,7 +358,12 @@ class SMTP(AuthMixin, asyncio.Protocol):
         """
         seconds = duration or self._timeout_duration
         self._deadline = self.loop.time() + seconds
-        if self._timeout_handle is None or self._timeout_handle.cancelled():
+        handle = self._timeout_handle
+        if handle is None or handle.cancelled() or handle.when() > self._deadline:
+            # A deadline earlier than the armed timer (the PROXY header's)
+            # needs a timer of its own.
+            if handle is not None:
+                handle.cancel()
             self._timeout_handle = self.loop.call_at(self._deadline, self._timeout_cb)
 
     def _timeout_cb(self) -> None:
@@ -435,14 +457,15 @@ class SMTP(AuthMixin, asyncio.Protocol):
             if not await self._wait_for_input():
                 return None
 
-    async def _readline(self) -> bytes:
-        """One line outside the command loop (AUTH answers); b"" at EOF."""
+    async def _readline(self) -> Optional[bytes]:
+        """One line outside the command loop (AUTH answers); None at EOF,
+        so an empty answer is never mistaken for a hang-up."""
         event = await self._next_event()
         if type(event) is CommandLine:
             return event.line
         if type(event) is CommandTooLong:
             return event.prefix
-        return b""
+        return None
 
     # -- the command loop ----------------------------------------------
 
@@ -499,7 +522,8 @@ class SMTP(AuthMixin, asyncio.Protocol):
         )
         bogus_budget = BOGUS_LIMIT
         framer = self._framer
-        while self.transport is not None:
+        # Once closing (QUIT, a limit), commands still buffered must not run.
+        while self.transport is not None and not self.transport.is_closing():
             event = framer.next_event()
             if event is None:
                 if not await self._wait_for_input():
@@ -527,7 +551,7 @@ class SMTP(AuthMixin, asyncio.Protocol):
             if not self._tls_handshake_okay and command != "QUIT":
                 await self.push("554 Command refused due to lack of security")
                 continue
-            if self.require_starttls and not self._tls_active and command not in ALLOWED_BEFORE_STARTTLS:
+            if self.require_starttls and not self._tls_active and command not in self.allowed_before_starttls:
                 await self.push("530 Must issue a STARTTLS command first")
                 continue
             if self._enforce_call_limit:
@@ -560,6 +584,14 @@ class SMTP(AuthMixin, asyncio.Protocol):
                 await self._reply_to_exception(error)
 
     async def _reply_to_exception(self, error: Exception) -> None:
+        status = await self._exception_status(error)
+        if isinstance(error, TLSSetupException):
+            self._close()
+            return
+        await self.push(status)
+
+    async def _exception_status(self, error: Exception) -> str:
+        """The reply ``handle_exception`` gives for ``error``."""
         assert self.session is not None
         try:
             status = await self.handle_exception(error)
@@ -569,10 +601,7 @@ class SMTP(AuthMixin, asyncio.Protocol):
         except Exception as inner:
             log.exception("%r Exception in handle_exception()", self.session.peer)
             status = f"500 Error: ({type(inner).__name__}) {printable(str(inner))}"
-        if isinstance(error, TLSSetupException):
-            self._close()
-            return
-        await self.push(status)
+        return status
 
     def _close(self) -> None:
         self._flush()
@@ -749,13 +778,18 @@ class SMTP(AuthMixin, asyncio.Protocol):
             raise TLSSetupException() from error
         if tls_transport is None:
             raise TLSSetupException("connection closed during the TLS handshake")
+        # No second discard here: the plaintext transport stopped feeding us
+        # when start_tls() began, and whatever arrived since came over TLS
+        # (the command sent with the handshake's last flight, for one).
         self.transport = tls_transport
         self._tls_started = True
-        self._framer.discard_buffered()
-        peer = self.session.peer if self.session else None
+        plain = self.session
         self._set_rset_state()
         self.session = self._create_session()
-        self.session.peer = peer
+        if plain is not None:
+            # The connection's origin (PROXY header included) is unchanged.
+            self.session.peer = plain.peer
+            self.session.proxy_data = plain.proxy_data
         self.session.ssl = _ssl_info(tls_transport)
         hook = self._handle_hooks.get("STARTTLS")
         self._tls_handshake_okay = True if hook is None else bool(hook(self, self.session, self.envelope))
@@ -941,18 +975,19 @@ class SMTP(AuthMixin, asyncio.Protocol):
             await self.push("501 Syntax: DATA")
             return
         await self.push("354 End data with <CR><LF>.<CR><LF>")
+        envelope = self.envelope
         chunks, end = await self._receive_data()
         if end is None:
             return
-        if end.too_large or end.line_too_long:
+        refusal = self._data_refusal(end)
+        if refusal is not None:
             self._set_post_data_state()
-            if end.line_too_long:
-                await self.push("500 Line too long (see RFC5321 4.5.3.1.6)")
-            else:
-                await self.push("552 Error: Too much mail data")
+            await self._push_data_reply(envelope, refusal)
             return
         original_content = unstuff(b"".join(chunks))
         del chunks[:]
+        if end.bare_newline and self.bare_newline == "normalize":
+            original_content = normalize_newlines(original_content)
         content: Union[str, bytes] = original_content
         if self._decode_data:
             if self.enable_SMTPUTF8:
@@ -964,13 +999,31 @@ class SMTP(AuthMixin, asyncio.Protocol):
                     # aiosmtpd kept the envelope here, so the next MAIL got
                     # "503 nested MAIL"; a failed transaction is over.
                     self._set_post_data_state()
-                    await self.push("500 Error: strict ASCII mode")
+                    await self._push_data_reply(envelope, "500 Error: strict ASCII mode")
                     return
         self.envelope.content = content
         self.envelope.original_content = original_content
         status = await self._deliver()
         self._set_post_data_state()
-        await self.push("250 OK" if status is MISSING else status)
+        await self._push_data_reply(envelope, "250 OK" if status is MISSING else status)
+
+    async def _push_data_reply(self, envelope: Envelope, status: Any) -> None:
+        """Answer the end of ``envelope``'s message; LMTP answers once per
+        recipient instead."""
+        await self.push(status)
+
+    def _data_refusal(self, end: DataEnd) -> Optional[str]:
+        """The reply refusing a received message, or None to accept it."""
+        if end.line_too_long:
+            return "500 Line too long (see RFC5321 4.5.3.1.6)"
+        if end.too_large:
+            return "552 Error: Too much mail data"
+        if end.bare_newline:
+            if self.bare_newline not in BARE_NEWLINE_POLICIES:
+                raise ValueError(f"bare_newline must be one of {BARE_NEWLINE_POLICIES}")
+            if self.bare_newline == "reject":
+                return "550 5.5.2 Error: bare <CR> or <LF> received"
+        return None
 
     async def _deliver(self) -> Any:
         """Hand the finished envelope to ``handle_DATA`` (or the deprecated

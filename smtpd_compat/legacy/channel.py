@@ -1,0 +1,574 @@
+"""``SMTPChannel``: one client connection, with Python 3.11 smtpd's dialog.
+
+Every reply, instance variable and ``smtp_<VERB>`` method behaves as in the
+stdlib module; the bytes on the wire are split by the engine (see
+``framed``).  Where this class deliberately differs, a comment says so and
+MIGRATING.md lists it.  When the server object defines modern hooks
+(``handle_MAIL`` ...), they are honoured where noted (see ``bridge``).
+"""
+
+from __future__ import annotations
+
+import codecs
+import collections
+import errno
+import socket
+import warnings
+from typing import Any, Callable, DefaultDict, Dict, List, Optional, Tuple, Union
+
+from smtpd_compat import asynchat
+from smtpd_compat.asyncore import SocketMap
+from smtpd_compat.engine.framing import unstuff
+from smtpd_compat.engine.grammar import BadCommand, get_address, parse_params, split_command, strip_keyword
+from smtpd_compat.legacy import bridge
+from smtpd_compat.legacy.framed import DATA_TERMINATOR, LINE_TERMINATOR, FramedChat
+from smtpd_compat.legacy.names import DATA_SIZE_DEFAULT, debug, package
+
+__all__ = ["SMTPChannel"]
+
+Text = Union[str, bytes]
+
+_fqdn_by_resolver: Dict[Callable[[], str], str] = {}
+
+
+def _local_fqdn() -> str:
+    # stdlib smtpd called getfqdn() (a DNS lookup, ~0.1 ms and up) for every
+    # connection; the answer is cached per resolver function so a test that
+    # swaps `smtpd_compat.socket` for a mock still sees the mock's answer.
+    getfqdn = package().socket.getfqdn
+    name = _fqdn_by_resolver.get(getfqdn)
+    if name is None:
+        name = _fqdn_by_resolver[getfqdn] = getfqdn()
+    return name
+
+
+def _well_formed(line: bytes) -> bool:
+    """False for what stdlib smtpd would have mis-parsed or crashed on:
+    a bare CR, LF or NUL, a non-ASCII verb, bytes that are not UTF-8."""
+    try:
+        split_command(line, utf8=True)
+        line.decode("utf-8")
+    except (BadCommand, UnicodeDecodeError):
+        return False
+    return True
+
+
+class SMTPChannel(FramedChat):
+    COMMAND = 0
+    DATA = 1
+
+    command_size_limit = 512
+    command_size_limits: DefaultDict[str, int] = collections.defaultdict(
+        lambda x=command_size_limit: x  # type: ignore[misc]
+    )
+
+    # Set by smtp_MAIL / smtp_RCPT, as in the stdlib (not before).
+    mail_options: List[str]
+    rcpt_options: List[str]
+
+    # Created on first use, so subclasses whose __init__ re-implements the
+    # stdlib one (without calling it) still work.
+    _hooks: Optional[bridge.HookContext] = None
+    _utf8: Optional[codecs.IncrementalDecoder] = None
+
+    @property
+    def max_command_size_limit(self) -> int:
+        try:
+            return max(self.command_size_limits.values())
+        except ValueError:
+            return self.command_size_limit
+
+    def __init__(
+        self,
+        server: Any,
+        conn: Any,
+        addr: Any,
+        data_size_limit: Optional[int] = DATA_SIZE_DEFAULT,
+        map: Optional[SocketMap] = None,
+        enable_SMTPUTF8: bool = False,
+        decode_data: bool = False,
+    ) -> None:
+        FramedChat.__init__(self, conn, map=map)
+        self.smtp_server = server
+        self.conn = conn
+        self.addr = addr
+        self.data_size_limit = data_size_limit
+        self.enable_SMTPUTF8 = enable_SMTPUTF8
+        self._decode_data = decode_data
+        if enable_SMTPUTF8 and decode_data:
+            raise ValueError("decode_data and enable_SMTPUTF8 cannot be set to True at the same time")
+        self._emptystring: Text
+        self._linesep: Text
+        self._newline: Text
+        self._dotsep: Union[str, int]
+        if decode_data:
+            self._emptystring = ""
+            self._linesep = "\r\n"
+            self._dotsep = "."
+            self._newline = package().NEWLINE
+        else:
+            self._emptystring = b""
+            self._linesep = b"\r\n"
+            self._dotsep = ord(b".")
+            self._newline = b"\n"
+        self._set_rset_state()
+        self.seen_greeting = ""
+        self.extended_smtp = False
+        # Per connection: stdlib smtpd shared (and cleared) one class-level
+        # dict across all connections, so one client's EHLO changed the
+        # limits of the others.
+        self.command_size_limits = collections.defaultdict(
+            type(self).command_size_limits.default_factory
+        )
+        self.fqdn = _local_fqdn()
+        try:
+            self.peer = conn.getpeername()
+        except OSError as err:
+            # the client may already be gone
+            self.close()
+            if err.errno != errno.ENOTCONN:
+                raise
+            return
+        _disable_nagle(conn)
+        debug("Peer:", repr(self.peer))
+        self.push("220 %s %s" % (self.fqdn, package().__version__))
+
+    def _set_post_data_state(self) -> None:
+        """Reset state variables to their post-DATA state."""
+        self.smtp_state = self.COMMAND
+        self.mailfrom: Optional[str] = None
+        self.rcpttos: List[str] = []
+        self.require_SMTPUTF8 = False
+        self.num_bytes = 0
+        self.set_terminator(LINE_TERMINATOR)
+        if self._hooks is not None:
+            self._hooks.new_transaction()
+
+    def _set_rset_state(self) -> None:
+        """Reset all state variables except the greeting."""
+        self._set_post_data_state()
+        self.received_data: Text = ""
+        self.received_lines: List[Any] = []
+
+    # -- what the framer needs ---------------------------------------------------------
+
+    def framer_command_limit(self) -> int:
+        if self.smtp_state == self.COMMAND:
+            return self.max_command_size_limit
+        # smtpd set no limit outside COMMAND (a subclass's own dialog state,
+        # e.g. an AUTH exchange); the message size limit still bounds memory.
+        return max(self.max_command_size_limit, self.data_size_limit or DATA_SIZE_DEFAULT)
+
+    def framer_data_limit(self) -> Optional[int]:
+        # +2: the framer counts the last line's CRLF, smtpd's num_bytes did not.
+        return self.data_size_limit + 2 if self.data_size_limit else None
+
+    # -- async_chat protocol -----------------------------------------------------------
+
+    def push(self, msg: str) -> None:  # type: ignore[override]  # smtpd pushes str replies
+        asynchat.async_chat.push(
+            self, bytes(msg + "\r\n", "utf-8" if self.require_SMTPUTF8 else "ascii")
+        )
+
+    def collect_incoming_data(self, data: bytes) -> None:
+        limit = None
+        if self.smtp_state == self.COMMAND:
+            limit = self.max_command_size_limit
+        elif self.smtp_state == self.DATA:
+            limit = self.data_size_limit
+        if limit and self.num_bytes > limit:
+            return
+        elif limit:
+            self.num_bytes += len(data)
+        if self._decode_data:
+            self.received_lines.append(self._utf8_decoder().decode(data))
+        else:
+            self.received_lines.append(data)
+
+    def _utf8_decoder(self) -> codecs.IncrementalDecoder:
+        # Incremental: a character may straddle two received chunks.
+        if self._utf8 is None:
+            self._utf8 = codecs.getincrementaldecoder("utf-8")("surrogateescape")
+        return self._utf8
+
+    def found_terminator(self) -> None:
+        if self._decode_data:
+            cut = self._utf8_decoder().decode(b"", True)  # a line cut inside a character
+            if cut:
+                self.received_lines.append(cut)
+        line = self._emptystring.join(self.received_lines)
+        debug("Data:", repr(line))
+        self.received_lines = []
+        if self.smtp_state == self.COMMAND:
+            self._command(line)
+            return
+        if self.smtp_state != self.DATA:
+            self.push("451 Internal confusion")
+            self.num_bytes = 0
+            return
+        if self.data_size_limit and self.num_bytes > self.data_size_limit:
+            self.push("552 Error: Too much mail data")
+            self.num_bytes = 0
+            # stdlib smtpd stayed in DATA state here and took the client's
+            # next commands for message text; the transaction ends instead.
+            self._set_post_data_state()
+            return
+        raw = line if isinstance(line, bytes) else line.encode("utf-8", "surrogateescape")
+        unstuffed = unstuff(raw)
+        try:
+            self.received_data = bridge.legacy_data(unstuffed, self._decode_data)
+        except UnicodeDecodeError:
+            self.push(bridge.NOT_UTF8_REPLY)
+            self._set_post_data_state()
+            return
+        status = self._deliver(unstuffed)
+        self._set_post_data_state()
+        if not status:
+            self.push("250 OK")
+        else:
+            self.push(status)
+
+    def _command(self, line: Text) -> None:
+        sz, self.num_bytes = self.num_bytes, 0
+        if not line:
+            self.push("500 Error: bad syntax")
+            return
+        raw = line.encode("utf-8", "surrogateescape") if isinstance(line, str) else line
+        # surrogateescape: an over-long line may end inside a character.
+        text = raw.decode("utf-8", "surrogateescape")
+        i = text.find(" ")
+        if i < 0:
+            command = text.upper()
+            arg = None
+        else:
+            command = text[:i].upper()
+            arg = text[i + 1:].strip()
+        max_sz = self.command_size_limits[command] if self.extended_smtp else self.command_size_limit
+        if sz > max_sz:
+            self.push("500 Error: line too long")
+            return
+        if not _well_formed(raw):
+            self.push("500 Error: bad syntax")
+            return
+        method = getattr(self, "smtp_" + command, None)
+        if not method:
+            self.push('500 Error: command "%s" not recognized' % command)
+            return
+        method(arg)
+
+    def _deliver(self, unstuffed: bytes) -> Optional[str]:
+        hook = self._hook("DATA")
+        if hook is not None:
+            self._hook_context().set_content(unstuffed, self._decode_data)
+            return self._run_hook(hook)
+        kwargs: Dict[str, Any] = {}
+        if not self._decode_data:
+            kwargs = {"mail_options": self.mail_options, "rcpt_options": self.rcpt_options}
+        status: Optional[str] = self.smtp_server.process_message(
+            self.peer, self.mailfrom, self.rcpttos, self.received_data, **kwargs
+        )
+        return status
+
+    # -- modern hooks (see bridge) ------------------------------------------------------
+
+    def _hook(self, verb: str) -> Optional[Callable[..., Any]]:
+        return bridge.find_hook(self.smtp_server, verb)
+
+    def _hook_context(self) -> bridge.HookContext:
+        if self._hooks is None:
+            self._hooks = bridge.HookContext(self)
+        return self._hooks
+
+    def _run_hook(self, hook: Callable[..., Any], *args: Any) -> str:
+        return self._hook_context().status(hook, *args)
+
+    # -- SMTP and ESMTP commands -------------------------------------------------------
+
+    def smtp_HELO(self, arg: Optional[str]) -> None:
+        if not arg:
+            self.push("501 Syntax: HELO hostname")
+            return
+        # stdlib smtpd refuses a second greeting (bpo-21783)
+        if self.seen_greeting:
+            self.push("503 Duplicate HELO/EHLO")
+            return
+        self._set_rset_state()
+        hook = self._hook("HELO")
+        if hook is not None:
+            self.push(self._run_hook(hook, arg))
+            return
+        self.seen_greeting = arg
+        self.push("250 %s" % self.fqdn)
+
+    def smtp_EHLO(self, arg: Optional[str]) -> None:
+        if not arg:
+            self.push("501 Syntax: EHLO hostname")
+            return
+        if self.seen_greeting:
+            self.push("503 Duplicate HELO/EHLO")
+            return
+        self._set_rset_state()
+        self.extended_smtp = True
+        lines = ["250-%s" % self.fqdn]
+        if self.data_size_limit:
+            lines.append("250-SIZE %s" % self.data_size_limit)
+            self.command_size_limits["MAIL"] += 26
+        if not self._decode_data:
+            lines.append("250-8BITMIME")
+        if self.enable_SMTPUTF8:
+            lines.append("250-SMTPUTF8")
+            self.command_size_limits["MAIL"] += 10
+        hook = self._hook("EHLO")
+        if hook is None:
+            self.seen_greeting = arg
+            lines.append("250 HELP")
+        elif bridge.ehlo_hook_is_old(hook):  # our lines first, then its reply
+            for line in lines:
+                self.push(line)
+            lines = [self._run_hook(hook, arg)]
+        else:
+            lines = self._hook_context().lines(hook, arg, lines + ["250 HELP"])
+        for line in lines:
+            self.push(line)
+
+    def smtp_NOOP(self, arg: Optional[str]) -> None:
+        if arg:
+            self.push("501 Syntax: NOOP")
+            return
+        hook = self._hook("NOOP")
+        self.push("250 OK" if hook is None else self._run_hook(hook, arg))
+
+    def smtp_QUIT(self, arg: Optional[str]) -> None:
+        # the argument is ignored
+        hook = self._hook("QUIT")
+        self.push("221 Bye" if hook is None else self._run_hook(hook))
+        self.close_when_done()
+
+    def _strip_command_keyword(self, keyword: str, arg: str) -> str:
+        stripped = strip_keyword(keyword, arg)
+        return "" if stripped is None else stripped
+
+    def _getaddr(self, arg: str) -> Tuple[Optional[str], Optional[str]]:
+        return get_address(arg)
+
+    def _getparams(self, params: List[str]) -> Optional[Dict[str, Union[str, bool]]]:
+        # Syntax per RFC 1869: KEY[=VALUE]; None when any is malformed.
+        return parse_params(params)
+
+    def smtp_HELP(self, arg: Optional[str]) -> None:
+        supported = "Supported commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY"
+        if not arg:
+            self.push("250 " + supported)
+            return
+        topic = arg.upper()
+        extended = " [SP <mail-parameters>]" if self.extended_smtp else ""
+        syntaxes = {
+            "EHLO": "EHLO hostname",
+            "HELO": "HELO hostname",
+            "MAIL": "MAIL FROM: <address>" + extended,
+            "RCPT": "RCPT TO: <address>" + extended,
+            "DATA": "DATA",
+            "RSET": "RSET",
+            "NOOP": "NOOP",
+            "QUIT": "QUIT",
+            "VRFY": "VRFY <address>",
+        }
+        if topic in syntaxes:
+            self.push("250 Syntax: " + syntaxes[topic])
+        else:
+            self.push("501 " + supported)
+
+    def smtp_VRFY(self, arg: Optional[str]) -> None:
+        if not arg:
+            self.push("501 Syntax: VRFY <address>")
+            return
+        address, params = self._getaddr(arg)
+        if not address:
+            self.push("502 Could not VRFY %s" % arg)
+            return
+        hook = self._hook("VRFY")
+        if hook is not None:
+            self.push(self._run_hook(hook, address))
+            return
+        self.push("252 Cannot VRFY user, but will accept message and attempt delivery")
+
+    def smtp_MAIL(self, arg: Optional[str]) -> None:
+        if not self.seen_greeting:
+            self.push("503 Error: send HELO first")
+            return
+        debug("===> MAIL", arg)
+        syntaxerr = "501 Syntax: MAIL FROM: <address>"
+        if self.extended_smtp:
+            syntaxerr += " [SP <mail-parameters>]"
+        if arg is None:
+            self.push(syntaxerr)
+            return
+        arg = self._strip_command_keyword("FROM:", arg)
+        address, rest = self._getaddr(arg)
+        if not address:
+            self.push(syntaxerr)
+            return
+        if not self.extended_smtp and rest:
+            self.push(syntaxerr)
+            return
+        if self.mailfrom:
+            self.push("503 Error: nested MAIL command")
+            return
+        self.mail_options = (rest or "").upper().split()
+        params = self._getparams(self.mail_options)
+        if params is None:
+            self.push(syntaxerr)
+            return
+        if not self._decode_data:
+            body = params.pop("BODY", "7BIT")
+            if body not in ("7BIT", "8BITMIME"):
+                self.push("501 Error: BODY can only be one of 7BIT, 8BITMIME")
+                return
+        if self.enable_SMTPUTF8:
+            smtputf8 = params.pop("SMTPUTF8", False)
+            if smtputf8 is True:
+                self.require_SMTPUTF8 = True
+            elif smtputf8 is not False:
+                self.push("501 Error: SMTPUTF8 takes no arguments")
+                return
+        size = params.pop("SIZE", None)
+        if size:
+            if not isinstance(size, str) or not size.isdigit():
+                self.push(syntaxerr)
+                return
+            if self.data_size_limit and int(size) > self.data_size_limit:
+                self.push("552 Error: message size exceeds fixed maximum message size")
+                return
+        if params:
+            self.push("555 MAIL FROM parameters not recognized or not implemented")
+            return
+        hook = self._hook("MAIL")
+        if hook is not None:
+            status = self._run_hook(hook, address, self.mail_options)
+            debug("sender:", self.mailfrom)
+            self.push(status)
+            return
+        self.mailfrom = address
+        debug("sender:", self.mailfrom)
+        self.push("250 OK")
+
+    def smtp_RCPT(self, arg: Optional[str]) -> None:
+        if not self.seen_greeting:
+            self.push("503 Error: send HELO first")
+            return
+        debug("===> RCPT", arg)
+        if not self.mailfrom:
+            self.push("503 Error: need MAIL command")
+            return
+        syntaxerr = "501 Syntax: RCPT TO: <address>"
+        if self.extended_smtp:
+            syntaxerr += " [SP <mail-parameters>]"
+        if arg is None:
+            self.push(syntaxerr)
+            return
+        arg = self._strip_command_keyword("TO:", arg)
+        address, rest = self._getaddr(arg)
+        if not address:
+            self.push(syntaxerr)
+            return
+        if not self.extended_smtp and rest:
+            self.push(syntaxerr)
+            return
+        self.rcpt_options = (rest or "").upper().split()
+        params = self._getparams(self.rcpt_options)
+        if params is None:
+            self.push(syntaxerr)
+            return
+        # stdlib smtpd recognises no RCPT parameter at all
+        if params:
+            self.push("555 RCPT TO parameters not recognized or not implemented")
+            return
+        hook = self._hook("RCPT")
+        if hook is not None:
+            status = self._run_hook(hook, address, self.rcpt_options)
+            debug("recips:", self.rcpttos)
+            self.push(status)
+            return
+        self.rcpttos.append(address)
+        debug("recips:", self.rcpttos)
+        self.push("250 OK")
+
+    def smtp_RSET(self, arg: Optional[str]) -> None:
+        if arg:
+            self.push("501 Syntax: RSET")
+            return
+        self._set_rset_state()
+        hook = self._hook("RSET")
+        self.push("250 OK" if hook is None else self._run_hook(hook))
+
+    def smtp_DATA(self, arg: Optional[str]) -> None:
+        if not self.seen_greeting:
+            self.push("503 Error: send HELO first")
+            return
+        if not self.rcpttos:
+            self.push("503 Error: need RCPT command")
+            return
+        if arg:
+            self.push("501 Syntax: DATA")
+            return
+        self.smtp_state = self.DATA
+        self.set_terminator(DATA_TERMINATOR)
+        self.push("354 End data with <CR><LF>.<CR><LF>")
+
+    # Commands that have not been implemented
+    def smtp_EXPN(self, arg: Optional[str]) -> None:
+        self.push("502 EXPN not implemented")
+
+    # -- idleness (not in stdlib smtpd, which waited forever) ---------------------------
+
+    def handle_idle_timeout(self) -> None:
+        self.push("421 Error: timeout exceeded")
+        self.close_when_done()
+
+
+def _disable_nagle(conn: Any) -> None:
+    # smtpd pushes a multi-line reply line by line; with Nagle's algorithm
+    # each later line waits for the client's delayed ACK (~40 ms per EHLO).
+    try:
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    except (OSError, AttributeError):
+        pass  # not TCP (a UNIX socket, a test double)
+
+
+def _deprecated_alias(old: str, new: str) -> property:
+    """The pre-3.5 private name ``__<old>``, warning on use, mapped to ``new``."""
+
+    def fget(self: SMTPChannel) -> Any:
+        warnings.warn(
+            "Access to __%s attribute on SMTPChannel is deprecated, use '%s' instead" % (old, new),
+            DeprecationWarning,
+            2,
+        )
+        return getattr(self, new)
+
+    def fset(self: SMTPChannel, value: Any) -> None:
+        warnings.warn(
+            "Setting __%s attribute on SMTPChannel is deprecated, set '%s' instead" % (old, new),
+            DeprecationWarning,
+            2,
+        )
+        setattr(self, new, value)
+
+    return property(fget, fset)
+
+
+for _old, _new in (
+    ("server", "smtp_server"),
+    ("line", "received_lines"),
+    ("state", "smtp_state"),
+    ("greeting", "seen_greeting"),
+    ("mailfrom", "mailfrom"),
+    ("rcpttos", "rcpttos"),
+    ("data", "received_data"),
+    ("fqdn", "fqdn"),
+    ("peer", "peer"),
+    ("conn", "conn"),
+    ("addr", "addr"),
+):
+    setattr(SMTPChannel, "_SMTPChannel__" + _old, _deprecated_alias(_old, _new))
+del _old, _new

@@ -1,0 +1,213 @@
+"""An ``async_chat`` whose input is split by the engine's ``Framer``.
+
+Stdlib smtpd found its lines with ``async_chat``'s terminator search.  Here
+the project's one SMTP engine does that work, and its events are replayed
+through the ``async_chat`` protocol that smtpd code (and subclasses of it)
+is written against:
+
+* ``CommandLine``     -> ``collect_incoming_data(line)``; ``found_terminator()``
+* ``CommandTooLong``  -> the same with the line's first bytes (enough to
+  reply "500 Error: line too long", which is what smtpd answers)
+* ``DataChunk``       -> ``collect_incoming_data(chunk)``, holding back the
+  last two bytes so that, at the end, exactly what smtpd collected has been
+  handed over: the content without the final ``<CR><LF>.<CR><LF>``
+* ``DataEnd``         -> ``found_terminator()``
+
+Which framing applies follows ``get_terminator()``, checked before every
+event exactly as ``async_chat`` re-reads it: ``b"\\r\\n"`` means command
+lines, ``b"\\r\\n.\\r\\n"`` message content, and any other terminator (a
+subclass reading a byte count, say) is served by ``async_chat``'s generic
+algorithm until a framed terminator is set again.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Optional
+
+from smtpd_compat import asynchat
+from smtpd_compat.asyncore import SocketMap
+from smtpd_compat.engine.framing import CommandLine, CommandTooLong, DataChunk, Event, Framer
+
+__all__ = ["DATA_TERMINATOR", "LINE_TERMINATOR", "FramedChat"]
+
+LINE_TERMINATOR = b"\r\n"
+DATA_TERMINATOR = b"\r\n.\r\n"
+# The last line's CRLF belongs to smtpd's terminator, not to the content.
+_HELD_BACK = len(LINE_TERMINATOR)
+
+
+class FramedChat(asynchat.async_chat):
+    """``async_chat`` over ``Framer``; see the module docstring.
+
+    Subclasses provide ``collect_incoming_data``/``found_terminator`` as for
+    any ``async_chat``, plus the two limits the framer needs.
+    """
+
+    #: Seconds without input after which ``handle_idle_timeout()`` runs
+    #: (checked whenever the asyncore loop wakes up); None or 0: never.
+    idle_timeout: Optional[float] = 300.0
+
+    # Class-level defaults: a subclass that re-implements __init__ by calling
+    # async_chat.__init__ directly still gets working framing on first use.
+    _framer: Optional[Framer] = None
+    _stop_reading = False
+
+    def __init__(self, sock: object = None, map: Optional[SocketMap] = None) -> None:
+        self._start_framing()
+        asynchat.async_chat.__init__(self, sock, map)  # type: ignore[arg-type]
+
+    def _start_framing(self) -> Framer:
+        framer = self._framer = Framer()
+        # The framer's unparsed bytes are always the last `framer.buffered`
+        # bytes fed to it; these two remember enough of them to hand the
+        # rest to async_chat when a custom terminator takes over.
+        self._carry = b""
+        self._fresh = b""
+        self._data_tail = b""
+        self._last_input = time.monotonic()
+        return framer
+
+    # -- limits, provided by the subclass ---------------------------------------------
+
+    def framer_command_limit(self) -> int:
+        """Longest command line (bytes, CRLF excluded) to hand over whole."""
+        raise NotImplementedError
+
+    def framer_data_limit(self) -> Optional[int]:
+        """Most message bytes the framer should pass on (None: no limit)."""
+        raise NotImplementedError
+
+    # -- input ------------------------------------------------------------------------
+
+    def handle_read(self) -> None:
+        try:
+            data = self.recv(self.ac_in_buffer_size)
+        except BlockingIOError:
+            return
+        except OSError:
+            self.handle_error()
+            return
+        if not data:
+            return
+        self._last_input = time.monotonic()
+        if self._framer is None:
+            self._start_framing()
+        if self._framed_terminator():
+            self._feed_framer(data)
+        else:
+            self.ac_in_buffer = self.ac_in_buffer + data
+        self._process_input()
+
+    def _framed_terminator(self) -> bool:
+        terminator = self.get_terminator()
+        return bool(terminator == LINE_TERMINATOR or terminator == DATA_TERMINATOR)
+
+    def _feed_framer(self, data: bytes) -> None:
+        self._carry = self._framer_leftover()
+        self._fresh = data
+        self._framer.feed(data)  # type: ignore[union-attr]  # started by the caller
+
+    def _framer_leftover(self) -> bytes:
+        """The bytes the framer holds unparsed (a suffix of carry + fresh)."""
+        held = self._framer.buffered  # type: ignore[union-attr]
+        if not held:
+            return b""
+        fresh = self._fresh
+        if held <= len(fresh):
+            return fresh[len(fresh) - held:]
+        return self._carry[len(self._carry) - (held - len(fresh)):] + fresh
+
+    def _drop_framer_input(self) -> None:
+        self._framer.discard_buffered()  # type: ignore[union-attr]
+        self._carry = self._fresh = b""
+
+    def _process_input(self) -> None:
+        """Hand over every complete record, re-reading the terminator each time."""
+        framer = self._framer
+        assert framer is not None
+        while not self._stop_reading and self.connected:
+            terminator = self.get_terminator()
+            if terminator == LINE_TERMINATOR or terminator == DATA_TERMINATOR:
+                if self.ac_in_buffer:  # left by a custom terminator: framed again
+                    pending, self.ac_in_buffer = self.ac_in_buffer, b""
+                    self._feed_framer(pending)
+                if terminator == DATA_TERMINATOR and not framer.in_data:
+                    self._data_tail = b""
+                    framer.start_data(size_limit=self.framer_data_limit(), line_limit=None)
+                framer.command_limit = self.framer_command_limit()
+                event = framer.next_event()
+                if event is None:
+                    return
+                self._dispatch(event)
+                continue
+            if framer.buffered:
+                self.ac_in_buffer = self._framer_leftover() + self.ac_in_buffer
+                self._drop_framer_input()
+            if not self.ac_in_buffer:
+                return
+            # async_chat's own record splitting, one record per pass.
+            if not terminator:
+                self._consume_all()
+            elif isinstance(terminator, int):
+                self._consume_counted(terminator)
+            elif not self._consume_delimited(terminator):
+                return
+
+    def _dispatch(self, event: Event) -> None:
+        if isinstance(event, DataChunk):
+            self._collect_content(event.data)
+        elif isinstance(event, CommandLine):
+            if event.line:  # async_chat never reports an empty record as data
+                self.collect_incoming_data(event.line)
+            self.found_terminator()
+        elif isinstance(event, CommandTooLong):
+            self.collect_incoming_data(event.prefix)
+            self.found_terminator()
+        else:  # DataEnd: the held-back bytes were the last line's CRLF
+            self._data_tail = b""
+            self.found_terminator()
+
+    def _collect_content(self, data: bytes) -> None:
+        tail = self._data_tail
+        if len(data) >= _HELD_BACK:
+            if tail:
+                self.collect_incoming_data(tail)
+            if len(data) > _HELD_BACK:
+                self.collect_incoming_data(data[:-_HELD_BACK])
+            self._data_tail = data[-_HELD_BACK:]
+            return
+        joined = tail + data
+        if len(joined) > _HELD_BACK:
+            self.collect_incoming_data(joined[:-_HELD_BACK])
+        self._data_tail = joined[-_HELD_BACK:]
+
+    def discard_buffers(self) -> None:
+        asynchat.async_chat.discard_buffers(self)
+        if self._framer is not None:
+            self._drop_framer_input()
+            self._data_tail = b""
+
+    # -- closing and idleness ---------------------------------------------------------
+
+    def close_when_done(self) -> None:
+        # Input that follows (pipelined after QUIT) is not acted upon.
+        self._stop_reading = True
+        asynchat.async_chat.close_when_done(self)
+
+    def readable(self) -> bool:
+        if self._framer is None:
+            self._start_framing()
+        timeout = self.idle_timeout
+        if (
+            timeout
+            and self.connected
+            and not self._stop_reading
+            and time.monotonic() - self._last_input > timeout
+        ):
+            self.handle_idle_timeout()
+        return True
+
+    def handle_idle_timeout(self) -> None:
+        """The client sent nothing for ``idle_timeout`` seconds."""
+        self.close_when_done()

@@ -1,0 +1,55 @@
+"""Module-level names of stdlib ``smtpd``, and call-time access to the settable ones.
+
+Programs assign ``smtpd.DEBUGSTREAM = sys.stderr`` (and the stdlib's own test
+suite swaps ``smtpd.socket`` for a mock).  Those assignments land on the
+``smtpd_compat`` package, so the legacy modules look such names up there at
+the moment they are used instead of binding them at import time.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+__all__ = [
+    "COMMASPACE",
+    "DATA_SIZE_DEFAULT",
+    "EMPTYSTRING",
+    "NEWLINE",
+    "VERSION",
+    "Devnull",
+    "debug",
+    "package",
+]
+
+VERSION = "Python SMTP proxy version 0.3"
+DATA_SIZE_DEFAULT = 33554432
+NEWLINE = "\n"
+COMMASPACE = ", "
+# Gone from the stdlib module after Python 3.4; old programs still import it.
+EMPTYSTRING = ""
+
+_PACKAGE = __name__.partition(".")[0]
+
+
+class Devnull:
+    """The default ``DEBUGSTREAM``: a text stream that discards everything."""
+
+    def write(self, msg: str) -> None:
+        pass
+
+    def flush(self) -> None:
+        pass
+
+
+def package() -> Any:
+    """The ``smtpd_compat`` module object, where users set ``DEBUGSTREAM`` & co.
+
+    (Typed Any: its settable attributes are whatever the user put there.)
+    """
+    return sys.modules[_PACKAGE]
+
+
+def debug(*values: Any) -> None:
+    """``print(*values)`` to whatever ``smtpd_compat.DEBUGSTREAM`` is right now."""
+    print(*values, file=package().DEBUGSTREAM)

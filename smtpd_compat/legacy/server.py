@@ -1,0 +1,97 @@
+"""``SMTPServer``: the listening socket of stdlib smtpd, and a modern handler too."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Optional, Tuple, Type
+
+from smtpd_compat import asyncore
+from smtpd_compat.asyncore import SocketMap
+from smtpd_compat.legacy import bridge
+from smtpd_compat.legacy.channel import SMTPChannel
+from smtpd_compat.legacy.names import DATA_SIZE_DEFAULT, debug, package
+
+__all__ = ["SMTPServer"]
+
+
+class SMTPServer(asyncore.dispatcher):
+    # SMTPChannel class to use for managing client connections
+    channel_class: Type[SMTPChannel] = SMTPChannel
+
+    #: ``listen()`` backlog.  stdlib smtpd used 5: with more clients
+    #: connecting at once than that, the kernel dropped their SYNs and every
+    #: client stalled for a second-long retransmit.
+    listen_backlog = 128
+
+    def __init__(
+        self,
+        localaddr: Optional[Tuple[Any, ...]],
+        remoteaddr: Optional[Tuple[Any, ...]],
+        data_size_limit: Optional[int] = DATA_SIZE_DEFAULT,
+        map: Optional[SocketMap] = None,
+        enable_SMTPUTF8: bool = False,
+        decode_data: bool = False,
+    ) -> None:
+        """Bind and listen on ``localaddr`` right away.
+
+        ``localaddr=None`` (not accepted by stdlib smtpd) makes an instance
+        that does not listen: a handler for the modern server only.
+        """
+        self._localaddr = localaddr
+        self._remoteaddr = remoteaddr
+        self.data_size_limit = data_size_limit
+        self.enable_SMTPUTF8 = enable_SMTPUTF8
+        self._decode_data = decode_data
+        if enable_SMTPUTF8 and decode_data:
+            raise ValueError("decode_data and enable_SMTPUTF8 cannot be set to True at the same time")
+        asyncore.dispatcher.__init__(self, map=map)
+        if localaddr is None:
+            return
+        try:
+            sock_module = package().socket
+            family, type_ = sock_module.getaddrinfo(*localaddr, type=sock_module.SOCK_STREAM)[0][:2]
+            self.create_socket(family, type_)
+            # try to re-use a server port if possible
+            self.set_reuse_addr()
+            self.bind(localaddr)
+            self.listen(self.listen_backlog)
+        except BaseException:
+            self.close()
+            raise
+        debug(
+            "%s started at %s\n\tLocal addr: %s\n\tRemote addr:%s"
+            % (self.__class__.__name__, time.ctime(time.time()), localaddr, remoteaddr)
+        )
+
+    def handle_accepted(self, conn: Any, addr: Any) -> None:
+        debug("Incoming connection from %s" % repr(addr))
+        self.channel_class(
+            self,
+            conn,
+            addr,
+            self.data_size_limit,
+            self._map,
+            self.enable_SMTPUTF8,
+            self._decode_data,
+        )
+
+    # API for "doing something useful with the message"
+    def process_message(self, peer: Any, mailfrom: Any, rcpttos: Any, data: Any, **kwargs: Any) -> Optional[str]:
+        """Override this to do something with each message received.
+
+        ``peer``: the client's address, as ``getpeername()`` gives it.
+        ``mailfrom``: the address of MAIL FROM (``'<>'`` for the null path).
+        ``rcpttos``: the list of RCPT TO addresses.
+        ``data``: the message, dot-unstuffed (RFC 5321 4.5.2), lines joined
+        with ``'\\n'``, no final newline; ``bytes``, or ``str`` when the
+        server was made with ``decode_data=True``.
+        ``kwargs``: empty with ``decode_data=True``; otherwise
+        ``mail_options`` and ``rcpt_options``, the upper-cased parameters of
+        MAIL FROM and of the last RCPT TO, e.g. ``['BODY=8BITMIME']``.
+
+        Return None for ``250 OK``, or the complete reply line to send.
+        """
+        raise NotImplementedError
+
+    # The modern face calls this when an SMTPServer is its handler.
+    handle_DATA = bridge.handle_DATA_via_process_message

@@ -1,0 +1,196 @@
+"""Helpers for the legacy-face tests: servers in subprocesses, scripted SMTP dialogs.
+
+The reference is Python 3.11's real ``smtpd``, run by a 3.11 interpreter in a
+subprocess; ours runs the same script with ``smtpd_compat`` under the
+interpreter running the tests.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+STDLIB_311 = Path("/root/.pyenv/versions/3.11.7/lib/python3.11")
+
+
+def reference_python() -> str:
+    """A Python 3.11 interpreter (it still has smtpd), or skip the test."""
+    if sys.version_info[:2] == (3, 11):
+        return sys.executable
+    found = shutil.which("python3.11")
+    if found is None:
+        pytest.skip("needs a Python 3.11 interpreter to compare with the real smtpd")
+    return found
+
+
+def env_with_repo(**extra: str) -> Dict[str, str]:
+    env = dict(os.environ, PYTHONUNBUFFERED="1", **extra)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH", "")]))
+    return env
+
+
+# A server whose process_message prints its arguments.  A message whose text
+# starts with "reply:" gets the rest of its first line as the reply.
+RECORDER_SCRIPT = r"""
+import importlib, sys
+module_name, decode, utf8, size = sys.argv[1], sys.argv[2] == "1", sys.argv[3] == "1", sys.argv[4]
+smtpd = importlib.import_module(module_name)
+
+class Recorder(smtpd.SMTPServer):
+    def process_message(self, peer, mailfrom, rcpttos, data, **kwargs):
+        print(repr((peer[0], mailfrom, rcpttos, data, sorted(kwargs.items()))), flush=True)
+        text = data if isinstance(data, str) else data.decode("utf-8", "replace")
+        if text.startswith("reply:"):
+            return text[len("reply:"):].split("\n")[0]
+
+server = Recorder(("127.0.0.1", 0), None, None if size == "none" else int(size),
+                  enable_SMTPUTF8=utf8, decode_data=decode)
+print("PORT", server.socket.getsockname()[1], flush=True)
+smtpd.asyncore.loop(timeout=0.05)
+"""
+
+
+class ServerProcess:
+    """A server script in a subprocess; its stdout goes to a file we can re-read."""
+
+    def __init__(self, argv: Sequence[str], env: Optional[Dict[str, str]] = None) -> None:
+        self._out = tempfile.TemporaryFile()
+        self._err = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen(list(argv), stdout=self._out, stderr=self._err, env=env or env_with_repo())
+        self._read_upto = 0
+
+    def wait_for_port_line(self) -> int:
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            for line in self.stdout().splitlines():
+                if line.startswith(b"PORT "):
+                    self._read_upto = len(self.stdout())
+                    return int(line.split()[1])
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.02)
+        raise AssertionError("server did not start: %r" % self.stderr())
+
+    def stdout(self) -> bytes:
+        self._out.seek(0)
+        return self._out.read()
+
+    def stderr(self) -> bytes:
+        self._err.seek(0)
+        return self._err.read()
+
+    def new_output(self) -> bytes:
+        """What the server printed since the last call."""
+        out = self.stdout()
+        fresh, self._read_upto = out[self._read_upto:], len(out)
+        return fresh
+
+    def stop(self, sig: Optional[int] = None) -> int:
+        if self.proc.poll() is None:
+            if sig is None:
+                self.proc.terminate()
+            else:
+                self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+            raise AssertionError("server did not stop within 10 s")
+
+    def close(self) -> None:
+        self.stop()
+        self._out.close()
+        self._err.close()
+
+
+def start_recorder(reference: bool, decode: bool = False, utf8: bool = False, size: Union[int, str] = 33554432) -> Tuple[ServerProcess, int]:
+    python, module = (reference_python(), "smtpd") if reference else (sys.executable, "smtpd_compat")
+    argv = [python, "-W", "ignore", "-c", RECORDER_SCRIPT, module, str(int(decode)), str(int(utf8)), str(size)]
+    server = ServerProcess(argv)
+    return server, server.wait_for_port_line()
+
+
+SYNC = b"XSYNC"
+SYNC_REPLY = b'500 Error: command "XSYNC" not recognized\r\n'
+
+# A dialog step: bytes to send, then (unless sync is False) wait for every
+# reply they caused.  Use sync=False for a step that leaves the server
+# reading message content (after DATA), which a marker would become part of.
+Step = Union[bytes, Tuple[bytes, bool]]
+
+
+def _recv_until(sock: socket.socket, buf: bytearray, marker: bytes) -> bytes:
+    while True:
+        at = buf.find(marker)
+        if at >= 0:
+            got = bytes(buf[:at])
+            del buf[: at + len(marker)]
+            return got
+        data = sock.recv(65536)
+        if not data:
+            raise ConnectionError("connection closed; got %r" % bytes(buf))
+        buf += data
+
+
+def converse(port: int, steps: Sequence[Step], quit: bool = True) -> List[bytes]:
+    """Run a dialog; return the greeting, the replies to each synced step, and
+    (with ``quit``) everything after a final QUIT up to the server's close."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        buf = bytearray()
+        transcript = [_recv_until(sock, buf, b"\r\n") + b"\r\n"]
+        for step in steps:
+            data, sync = (step, True) if isinstance(step, bytes) else step
+            sock.sendall(data)
+            if sync:
+                sock.sendall(SYNC + b"\r\n")
+                transcript.append(_recv_until(sock, buf, SYNC_REPLY))
+        if quit:
+            sock.sendall(b"QUIT\r\n")
+            while True:
+                data = sock.recv(65536)
+                if not data:
+                    break
+                buf += data
+            transcript.append(bytes(buf))
+        return transcript
+
+
+class LoopThread:
+    """An in-process legacy server on its own socket map, looping in a thread."""
+
+    def __init__(self, server_class: type, *args: object, **kwargs: object) -> None:
+        from smtpd_compat import asyncore
+
+        self.map: Dict[int, object] = {}
+        self.server = server_class(("127.0.0.1", 0), *args, map=self.map, **kwargs)
+        self.port: int = self.server.socket.getsockname()[1]
+        self._thread = threading.Thread(
+            target=asyncore.loop, kwargs={"timeout": 0.05, "map": self.map}, daemon=True
+        )
+        self._thread.start()
+
+    def close(self) -> None:
+        from smtpd_compat import asyncore
+
+        self.server.close()
+        asyncore.close_all(map=self.map)
+        self._thread.join(5)
+        assert not self._thread.is_alive(), "asyncore.loop did not return"
+
+    def __enter__(self) -> "LoopThread":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
