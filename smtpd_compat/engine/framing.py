@@ -278,14 +278,16 @@ class Framer:
             self._too_large = True
             chunk = chunk[: self._size_limit + 1 - kept]
         limit = self._line_limit
+        pairs = -1
         if limit is not None and not self._line_too_long:
             lines = chunk.split(CRLF)
-            if len(lines) == 1:
+            pairs = len(lines) - 1
+            if not pairs:
                 self._line_len += len(chunk)
                 longest = self._line_len + 2
             else:
                 longest = self._line_len + len(lines[0]) + 2
-                if len(lines) > 2:
+                if pairs > 1:
                     longest = max(longest, max(map(len, lines)) + 2)
                 self._line_len = len(lines[-1])
                 # A partial last line already over the limit counts now.
@@ -293,7 +295,8 @@ class Framer:
             if longest > limit:
                 self._line_too_long = True
         if not self._bare_newline:
-            pairs = chunk.count(CRLF)
+            if pairs < 0:
+                pairs = chunk.count(CRLF)
             if chunk.count(b"\n") != pairs or chunk.count(b"\r") != pairs:
                 self._bare_newline = True
         return chunk

@@ -25,11 +25,12 @@ def _prefixed_names(cls: type, prefix: str) -> Tuple[str, ...]:
     return names
 
 
-def bind_prefixed(obj: Any, prefix: str) -> Dict[str, Any]:
+def bind_prefixed(obj: Any, prefix: str, instance_too: bool = True) -> Dict[str, Any]:
     """``{name-without-prefix: attribute}`` for ``obj``'s callable attributes
-    whose names start with ``prefix``, including ones set on the instance."""
+    whose names start with ``prefix``, including ones set on the instance
+    unless ``instance_too`` is false."""
     names = _prefixed_names(type(obj), prefix)
-    instance_vars = getattr(obj, "__dict__", None)
+    instance_vars = getattr(obj, "__dict__", None) if instance_too else None
     if instance_vars:
         names = names + tuple(n for n in instance_vars if n.startswith(prefix) and n not in names)
     bound: Dict[str, Any] = {}

@@ -215,8 +215,10 @@ class SMTP(AuthMixin, asyncio.Protocol):
             self._authenticator = None
             self._auth_callback = auth_callback or login_always_fail
         self._auth_methods: Dict[str, Any] = {}
-        for owner in (self, handler):
-            for name, method in bind_prefixed(owner, "auth_").items():
+        # The server's own commands and mechanisms are methods of its class;
+        # a handler's hooks may also be set on the instance.
+        for owner, instance_too in ((self, False), (handler, True)):
+            for name, method in bind_prefixed(owner, "auth_", instance_too).items():
                 self._auth_methods[mechanism_name(name, method)] = method
         for name in auth_exclude_mechanism or ():
             self._auth_methods.pop(name, None)
@@ -229,7 +231,7 @@ class SMTP(AuthMixin, asyncio.Protocol):
                 "support for the 4-argument handle_EHLO() hook will be removed in version 2.0",
                 DeprecationWarning,
             )
-        self._smtp_methods: Dict[str, Any] = bind_prefixed(self, "smtp_")
+        self._smtp_methods: Dict[str, Any] = bind_prefixed(self, "smtp_", instance_too=False)
         self._call_limit_base: Dict[str, int] = {}
         self._call_limit_default = CALL_LIMIT_DEFAULT
         if command_call_limit is None:
@@ -882,7 +884,8 @@ class SMTP(AuthMixin, asyncio.Protocol):
         self.envelope.smtp_utf8 = smtputf8
         size = params.pop("SIZE", None)
         if size:
-            if isinstance(size, bool) or not size.isdigit():
+            # ASCII digits only: "²" passes isdigit() yet int() raises on it.
+            if isinstance(size, bool) or not (size.isascii() and size.isdigit()):
                 await self.push(syntax_error)
                 return
             if self.data_size_limit and int(size) > self.data_size_limit:
@@ -1003,8 +1006,12 @@ class SMTP(AuthMixin, asyncio.Protocol):
                     return
         self.envelope.content = content
         self.envelope.original_content = original_content
-        status = await self._deliver()
-        self._set_post_data_state()
+        try:
+            status = await self._deliver()
+        finally:
+            # The message was received, so the transaction is over even if
+            # the handler raised (aiosmtpd kept the envelope: "503 nested MAIL").
+            self._set_post_data_state()
         await self._push_data_reply(envelope, "250 OK" if status is MISSING else status)
 
     async def _push_data_reply(self, envelope: Envelope, status: Any) -> None:
