@@ -269,8 +269,8 @@ class Framer:
         """Update the message's counters; return what of ``chunk`` to hand out."""
         kept = self._size
         self._size += len(chunk)
-        if self._too_large:
-            return None
+        if self._too_large or self._line_too_long:
+            return None  # the message is refused already: keep nothing more
         if self._size_limit is not None and self._size > self._size_limit:
             # Hand out exactly one byte past the limit, wherever the input
             # was split, so a consumer counting bytes (legacy smtpd did)
@@ -279,7 +279,7 @@ class Framer:
             chunk = chunk[: self._size_limit + 1 - kept]
         limit = self._line_limit
         pairs = -1
-        if limit is not None and not self._line_too_long:
+        if limit is not None:
             lines = chunk.split(CRLF)
             pairs = len(lines) - 1
             if not pairs:
@@ -293,7 +293,12 @@ class Framer:
                 # A partial last line already over the limit counts now.
                 longest = max(longest, self._line_len + 2)
             if longest > limit:
+                # The long line began within the size limit, so it is the
+                # first refusal (aiosmtpd's reader also overran on a long
+                # line before counting it).  Nothing more is kept.
                 self._line_too_long = True
+                self._too_large = False
+                return None
         if not self._bare_newline:
             if pairs < 0:
                 pairs = chunk.count(CRLF)
@@ -309,5 +314,6 @@ class Framer:
             size=self._size,
             too_large=self._too_large,
             line_too_long=self._line_too_long,
-            bare_newline=self._bare_newline,
+            # Only meaningful for content that was read to the end.
+            bare_newline=self._bare_newline and not self._line_too_long,
         )

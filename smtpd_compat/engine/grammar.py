@@ -82,8 +82,13 @@ def split_command(line: bytes, utf8: bool) -> Command:
 
 
 def printable(text: str) -> str:
-    """``text`` with control characters replaced, safe to put in a reply."""
-    return text.translate(_CONTROL)
+    """``text`` with control characters replaced, safe to put in a reply.
+
+    Also ASCII only: a client's undecodable bytes (kept as surrogates) or a
+    handler's non-ASCII exception text would make encoding the reply fail,
+    and then the client got no reply at all.
+    """
+    return text.translate(_CONTROL).encode("ascii", "replace").decode("ascii")
 
 
 def strip_keyword(keyword: str, arg: str) -> Optional[str]:

@@ -19,10 +19,10 @@ from typing import Any, Callable, DefaultDict, Dict, List, Optional, Tuple, Unio
 from smtpd_compat import asynchat
 from smtpd_compat.asyncore import SocketMap
 from smtpd_compat.engine.framing import unstuff
-from smtpd_compat.engine.grammar import BadCommand, get_address, parse_params, split_command, strip_keyword
+from smtpd_compat.engine.grammar import BadCommand, get_address, parse_params, printable, split_command, strip_keyword
 from smtpd_compat.legacy import bridge
 from smtpd_compat.legacy.framed import DATA_TERMINATOR, LINE_TERMINATOR, FramedChat
-from smtpd_compat.legacy.names import DATA_SIZE_DEFAULT, debug, package
+from smtpd_compat.legacy.names import DATA_SIZE_DEFAULT, debug, debugging, package
 
 __all__ = ["SMTPChannel"]
 
@@ -197,7 +197,8 @@ class SMTPChannel(FramedChat):
             if cut:
                 self.received_lines.append(cut)
         line = self._emptystring.join(self.received_lines)
-        debug("Data:", repr(line))
+        if debugging():
+            debug("Data:", repr(line))
         self.received_lines = []
         if self.smtp_state == self.COMMAND:
             self._command(line)
@@ -243,7 +244,15 @@ class SMTPChannel(FramedChat):
         else:
             command = text[:i].upper()
             arg = text[i + 1:].strip()
-        max_sz = self.command_size_limits[command] if self.extended_smtp else self.command_size_limit
+        limits = self.command_size_limits
+        if not self.extended_smtp:
+            max_sz = self.command_size_limit
+        elif command in limits or limits.default_factory is None:
+            max_sz = limits[command]
+        else:
+            # Looked up without storing it: each verb a client invents would
+            # otherwise stay in the dict for the whole connection (memory).
+            max_sz = limits.default_factory()
         if sz > max_sz:
             self.push("500 Error: line too long")
             return
@@ -252,7 +261,7 @@ class SMTPChannel(FramedChat):
             return
         method = getattr(self, "smtp_" + command, None)
         if not method:
-            self.push('500 Error: command "%s" not recognized' % command)
+            self.push('500 Error: command "%s" not recognized' % printable(command))
             return
         method(arg)
 
@@ -384,7 +393,7 @@ class SMTPChannel(FramedChat):
             return
         address, params = self._getaddr(arg)
         if not address:
-            self.push("502 Could not VRFY %s" % arg)
+            self.push("502 Could not VRFY %s" % printable(arg))
             return
         hook = self._hook("VRFY")
         if hook is not None:

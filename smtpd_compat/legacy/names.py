@@ -19,6 +19,7 @@ __all__ = [
     "VERSION",
     "Devnull",
     "debug",
+    "debugging",
     "package",
 ]
 
@@ -50,6 +51,14 @@ def package() -> Any:
     return sys.modules[_PACKAGE]
 
 
+def debugging() -> bool:
+    """False while ``DEBUGSTREAM`` is the default ``Devnull``: output that
+    costs something to format (a whole message's repr) can be skipped."""
+    return type(package().DEBUGSTREAM) is not Devnull
+
+
 def debug(*values: Any) -> None:
     """``print(*values)`` to whatever ``smtpd_compat.DEBUGSTREAM`` is right now."""
-    print(*values, file=package().DEBUGSTREAM)
+    stream = package().DEBUGSTREAM
+    if type(stream) is not Devnull:
+        print(*values, file=stream)

@@ -8,20 +8,27 @@ computed once per class and bound per connection with plain ``getattr``.
 from __future__ import annotations
 
 import inspect
+import weakref
 from typing import Any, Callable, Dict, Tuple
 
 __all__ = ["bind_prefixed", "ehlo_hook_version", "syntax"]
 
-_names_cache: Dict[Tuple[type, str], Tuple[str, ...]] = {}
-_arity_cache: Dict[Any, int] = {}
+# (class, prefix) -> (shape of the class's MRO when computed, names).
+_names_cache: Dict[Tuple[type, str], Tuple[Tuple[int, ...], Tuple[str, ...]]] = {}
+_method_arity: "weakref.WeakKeyDictionary[Any, int]" = weakref.WeakKeyDictionary()
 
 
 def _prefixed_names(cls: type, prefix: str) -> Tuple[str, ...]:
+    # A hook added to a class after its first connection (mock.patch with
+    # create=True, say) changes the size of a class __dict__ in the MRO;
+    # that invalidates the cached names, for ~2 microseconds a lookup.
+    shape = tuple(len(vars(klass)) for klass in cls.__mro__)
     key = (cls, prefix)
-    names = _names_cache.get(key)
-    if names is None:
-        names = tuple(name for name in dir(cls) if name.startswith(prefix))
-        _names_cache[key] = names
+    cached = _names_cache.get(key)
+    if cached is not None and cached[0] == shape:
+        return cached[1]
+    names = tuple(name for name in dir(cls) if name.startswith(prefix))
+    _names_cache[key] = (shape, names)
     return names
 
 
@@ -43,11 +50,14 @@ def bind_prefixed(obj: Any, prefix: str, instance_too: bool = True) -> Dict[str,
 
 def ehlo_hook_version(hook: Callable[..., Any]) -> str:
     """"new" for the 5-argument ``handle_EHLO``, "old" for the 4-argument one."""
-    key = getattr(hook, "__func__", hook)
-    arity = _arity_cache.get(key)
+    function = getattr(hook, "__func__", None)
+    arity = None if function is None else _method_arity.get(function)
     if arity is None:
         arity = len(inspect.signature(hook).parameters)
-        _arity_cache[key] = arity
+        if function is not None:
+            # Cached only for methods: the same function bound or not has
+            # a different arity.  Weak, so per-instance functions can go.
+            _method_arity[function] = arity
     if arity == 5:
         return "new"
     if arity == 4:

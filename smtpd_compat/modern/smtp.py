@@ -769,7 +769,7 @@ class SMTP(AuthMixin, asyncio.Protocol):
         assert transport is not None
         try:
             tls_transport = await self.loop.start_tls(
-                transport,  # type: ignore[arg-type]
+                transport,  # type: ignore[arg-type, unused-ignore]  # typeshed differs by version
                 self,
                 self.tls_context,
                 server_side=True,

@@ -104,7 +104,7 @@ class Client:
 
 
 def mail_transaction(client: Client, body: bytes, sender: str = "<a@x.test>", rcpt: str = "<b@x.test>") -> bytes:
-    """EHLO (if needed), MAIL, RCPT, DATA, ``body`` + ".\\r\\n"; the final reply."""
+    """MAIL, RCPT, DATA, then ``body`` and the end-of-data line; the final reply."""
     for line in (f"MAIL FROM:{sender}", f"RCPT TO:{rcpt}", "DATA"):
         reply = client.cmd(line)
         assert reply[:1] in (b"2", b"3"), (line, reply)
@@ -112,7 +112,14 @@ def mail_transaction(client: Client, body: bytes, sender: str = "<a@x.test>", rc
     return client.reply()
 
 
-def side_by_side(make_handler: Any, steps: Sequence[Step], mixin: Any = None, **kwargs: Any) -> "SideBySide":
+class SideBySide(NamedTuple):
+    theirs: List[bytes]
+    mine: List[bytes]
+    their_handler: Any
+    my_handler: Any
+
+
+def side_by_side(make_handler: Any, steps: Sequence[Step], mixin: Any = None, **kwargs: Any) -> SideBySide:
     """Run the same handler class (and SMTP subclass body ``mixin``) on
     aiosmtpd 1.4.6 and on smtpd_compat.modern; skips where aiosmtpd is absent."""
     theirs_module = pytest.importorskip("aiosmtpd.smtp")
@@ -123,10 +130,3 @@ def side_by_side(make_handler: Any, steps: Sequence[Step], mixin: Any = None, **
         runs.append((dialog(handler, steps, protocol, **kwargs), handler))
     (theirs, their_handler), (mine, my_handler) = runs
     return SideBySide(theirs, mine, their_handler, my_handler)
-
-
-class SideBySide(NamedTuple):
-    theirs: List[bytes]
-    mine: List[bytes]
-    their_handler: Any
-    my_handler: Any

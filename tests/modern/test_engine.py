@@ -32,12 +32,20 @@ def drive(pieces: Sequence[bytes], size_limit: Optional[int] = None, line_limit:
             event = framer.next_event()
             if event is None:
                 break
+            if type(event) is DataEnd and event.line_too_long:
+                # Content before the refusal was found is split-dependent
+                # and worthless: the whole message is refused.
+                while events and type(events[-1]) is DataChunk:
+                    events.pop()
             if type(event) is DataChunk and events and type(events[-1]) is DataChunk:
                 events[-1] = DataChunk(events[-1].data + event.data)
             else:
                 events.append(event)
             if type(event) is CommandLine and event.line == b"DATA":
                 framer.start_data(size_limit, line_limit)
+    if framer.in_data and framer._line_too_long:
+        while events and type(events[-1]) is DataChunk:
+            events.pop()  # an unfinished, already refused message
     return events
 
 

@@ -529,3 +529,33 @@ def test_custom_session_and_envelope_factories() -> None:
     assert run.mine == run.theirs
     assert run.my_handler.seen == [("TaggedSession", "custom session", "TaggedEnvelope")] * 3
     assert run.my_handler.seen == run.their_handler.seen
+
+
+def test_a_hook_returning_none_is_an_error_reply() -> None:
+    """Hooks must return a status; None is a handler bug, answered with a
+    500 naming it (as aiosmtpd does), and the session goes on."""
+
+    class Silent:
+        async def handle_NOOP(self, *args: Any) -> None:
+            return None
+
+    replies = dialog(Silent(), [line("NOOP"), line("HELO c")])
+    assert replies[1].startswith(b"500 Error: (AssertionError)")
+    assert replies[2] == f"250 {HOST}\r\n".encode()
+
+
+def test_hook_added_to_the_class_later_applies_to_the_next_connection() -> None:
+    from unittest import mock
+
+    class Patched:
+        pass
+
+    async def handle_NOOP(self: Any, server: Any, session: Any, envelope: Any, arg: Optional[str]) -> str:
+        return "250 patched"
+
+    with serve(Patched()) as server:
+        with Client(server.port) as client:
+            assert client.cmd("NOOP") == b"250 OK\r\n"
+        with mock.patch.object(Patched, "handle_NOOP", handle_NOOP, create=True):
+            with Client(server.port) as client:
+                assert client.cmd("NOOP") == b"250 patched\r\n"

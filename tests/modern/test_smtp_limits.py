@@ -141,8 +141,6 @@ def test_20_mb_data_line_keeps_memory_bounded_by_the_size_limit(recorder: Record
     assert recorder.delivered == []
 
 
-@pytest.mark.xfail(reason="known limitation: after an over-long DATA line the content is still kept "
-                          "(up to data_size_limit) although the message will be refused")
 def test_doomed_data_is_not_kept(recorder: Recorder, traced: None) -> None:
     with serve(recorder) as server, Client(server.port) as client:
         client.cmd("EHLO c")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import struct
 from typing import Any, List
 
 from ._smtp_support import HOST, Client, Recorder, serve
@@ -113,3 +114,33 @@ def test_eof_inside_data_delivers_nothing() -> None:
 def test_eof_inside_a_command_line_closes_quietly() -> None:
     with serve(Recorder()) as server, Client(server.port) as client:
         assert half_close(client, b"NOOP\r\nNOO") == OK
+
+
+def test_nothing_pipelined_after_quit_runs() -> None:
+    class Counting(Recorder):
+        noops = 0
+
+        async def handle_NOOP(self, server: Any, session: Any, envelope: Any, arg: Any) -> str:
+            self.noops += 1
+            return "250 OK"
+
+    handler = Counting()
+    with serve(handler) as server, Client(server.port) as client:
+        client.send(b"HELO c\r\nQUIT\r\nNOOP\r\nMAIL FROM:<a@x.test>\r\nRCPT TO:<b@x.test>\r\nDATA\r\nlate\r\n.\r\n")
+        assert client.rest() == f"250 {HOST}\r\n221 Bye\r\n".encode()
+    assert (handler.noops, handler.delivered) == (0, [])
+
+
+def test_reset_inside_data_delivers_nothing_and_the_server_goes_on() -> None:
+    handler = Recorder()
+    with serve(handler) as server:
+        with Client(server.port) as client:
+            client.send(b"HELO c\r\nMAIL FROM:<a@x.test>\r\nRCPT TO:<b@x.test>\r\nDATA\r\n")
+            for _ in range(4):
+                client.reply()
+            client.send(b"half a message\r\n")
+            # SO_LINGER 0: close() sends RST instead of FIN.
+            client.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        with Client(server.port) as client:
+            assert client.cmd("NOOP") == OK
+    assert handler.delivered == []

@@ -98,3 +98,33 @@ def test_smtp_smuggling_attempt_stays_one_message() -> None:
 def test_greeting_and_helo_use_the_hostname() -> None:
     replies = dialog(Recorder(), [line(b"HELO c")])
     assert replies == [f"220 {HOST} Python SMTP 1.4.6\r\n".encode(), f"250 {HOST}\r\n".encode()]
+
+
+def test_size_parameter_takes_ascii_digits_only() -> None:
+    """aiosmtpd tests SIZE with str.isdigit(): "SIZE=²" leaks "500 Error:
+    (ValueError) invalid literal for int()..." and Arabic-Indic digits pass
+    as a number.  RFC 1870 wants ASCII digits: anything else is a syntax error."""
+    steps = [line(b"EHLO c"), line("MAIL FROM:<a@x.test> SIZE=\u00b2".encode()),
+             line("MAIL FROM:<a@x.test> SIZE=\u0661\u0662".encode()), line(b"MAIL FROM:<a@x.test> SIZE=12")]
+    run = side_by_side(Recorder, steps, enable_SMTPUTF8=True)
+    assert run.theirs[2].startswith(b"500 Error: (ValueError) invalid literal for int()")
+    assert run.theirs[3] == b"250 OK\r\n"
+    syntax_error = b"501 Syntax: MAIL FROM: <address> [SP <mail-parameters>]\r\n"
+    assert run.mine[2:] == [syntax_error, syntax_error, b"250 OK\r\n"]
+
+
+class FailingDelivery:
+    async def handle_DATA(self, server: object, session: object, envelope: object) -> str:
+        raise RuntimeError("disk full")
+
+
+def test_a_failing_handle_data_still_ends_the_transaction() -> None:
+    """The message was received, so the transaction is over (RFC 5321
+    4.1.1.4).  aiosmtpd keeps the envelope after the handler raised, so the
+    client's next MAIL gets "503 Error: nested MAIL command"."""
+    steps = [line(b"EHLO c"), line(b"MAIL FROM:<a@x.test>"), line(b"RCPT TO:<b@x.test>"), line(b"DATA"),
+             (b"x\r\n.\r\n", 1), line(b"MAIL FROM:<a@x.test>")]
+    run = side_by_side(FailingDelivery, steps)
+    assert run.mine[5] == run.theirs[5] == b"500 Error: (RuntimeError) disk full\r\n"
+    assert run.theirs[6] == b"503 Error: nested MAIL command\r\n"
+    assert run.mine[6] == b"250 OK\r\n"

@@ -8,7 +8,6 @@ import shutil
 import smtplib
 import ssl
 import subprocess
-import warnings
 from typing import Any, List
 
 import pytest
@@ -18,7 +17,7 @@ from smtpd_compat.modern.smtp import SMTP, AuthResult, Envelope, LoginPassword, 
 
 from ._extensions import CRLF, HANDSHAKE, Dialog, HookRecorder, replies_of_both, run_dialog, serve
 from ._periphery import CertPair, cert_pair  # noqa: F401  (fixture)
-from ._servers import LoopServer, free_port
+from ._servers import free_port
 
 MESSAGE = b"Subject: tls\r\n\r\nover TLS\r\n"
 

@@ -148,6 +148,29 @@ class ExtraArgs(smtpd.SMTPChannel):
         self.push("250 %s" % self.motto)
 
 
+class OwnInit(smtpd.SMTPChannel):
+    """Re-implements __init__ (for its own greeting) without calling SMTPChannel's."""
+    def __init__(self, server, conn, addr, map=None):
+        smtpd.asynchat.async_chat.__init__(self, conn, map=map)
+        self.smtp_server = server
+        self.conn = conn
+        self.addr = addr
+        self.data_size_limit = smtpd.DATA_SIZE_DEFAULT
+        self.enable_SMTPUTF8 = False
+        self._decode_data = False
+        self._emptystring = b""
+        self._linesep = b"\r\n"
+        self._dotsep = ord(b".")
+        self._newline = b"\n"
+        self._set_rset_state()
+        self.seen_greeting = ""
+        self.extended_smtp = False
+        self.command_size_limits.clear()
+        self.fqdn = "mx.example"
+        self.peer = conn.getpeername()
+        self.push("220 mx.example says hello")
+
+
 class Server(smtpd.SMTPServer):
     def handle_accepted(self, conn, addr):
         if style == "ExtraArgs":
@@ -183,6 +206,7 @@ DIALOGS: Dict[str, List[Step]] = {
         b"BDAT 7\r\nsplit\r\n", (b"BDAT 3\r\nab", False), (b"c", False), b"RSET\r\nNOOP\r\n",
     ],
     "LfLines": [(b"XLINES\r\n", False), b"one\ntwo\r\nEND\nNOOP\r\n", (b"XLINES\r\npart", False), b"ial\nEND\n"],
+    "OwnInit": [b"EHLO c\r\n", MAIL, RCPT, (b"DATA\r\n", False), b"own\r\n..init\r\n.\r\n", b"HELP\r\n"],
     "ExtraArgs": [b"MOTTO\r\n", b"HELO c\r\n", MAIL, RCPT, (b"DATA\r\n", False), b"args\r\n.\r\n"],
 }
 
@@ -317,3 +341,13 @@ def test_background_loop_stops_with_close_and_close_all(private_map) -> None:
         assert time.monotonic() - started < 5
         assert idle.recv(1024) == b""  # its channel was closed too
     assert server.messages[0][3] == b"Subject: bg\n\nfrom a thread"
+
+
+def test_discard_buffers_drops_unparsed_input(private_map) -> None:
+    server = Recorder(("127.0.0.1", 0), None, map=private_map)
+    fake = FakeSocket([b"HELO x\r\nNOOP half a li", b"ne\r\nNOOP\r\n"])
+    channel = smtpd.SMTPChannel(server, fake, ("192.0.2.1", 4321), map=private_map)
+    channel.handle_read()
+    channel.discard_buffers()  # drops "NOOP half a li" (and queued output)
+    channel.handle_read()
+    assert fake.sent[1:] == [b"250 " + channel.fqdn.encode() + b"\r\n", b"500 Error: command \"NE\" not recognized\r\n", b"250 OK\r\n"]

@@ -94,6 +94,7 @@ DIALOGS: Dict[str, Sequence[Step]] = {
         b"MAIL FROM:<" + b"a" * 600 + b"@b>\r\n",
         b"NOOP " + b"x" * 520 + b"\r\n",
         b"X" * 5000 + b"\r\n",
+        b"NOOP  " + "\u00e9".encode() * 300 + b"\r\n",  # the framer cuts it inside a character
     ],
 }
 

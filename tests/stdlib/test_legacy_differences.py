@@ -96,6 +96,23 @@ def test_message_that_is_not_utf8_with_decode_data() -> None:
         assert loop.server.messages == []
 
 
+def test_character_split_between_reads_with_decode_data() -> None:
+    # stdlib decoded each received chunk on its own: UnicodeDecodeError.
+    from tests.stdlib.test_legacy_channel_styles import FakeSocket
+
+    socket_map: dict = {}
+    server = Recorder(("127.0.0.1", 0), None, map=socket_map, decode_data=True)
+    try:
+        fake = FakeSocket([b"HELO c\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\ncaf\xc3", b"\xa9\r\n.\r\n"])
+        channel = smtpd.SMTPChannel(server, fake, ("192.0.2.1", 25), map=socket_map, decode_data=True)
+        channel.handle_read()
+        channel.handle_read()
+        assert fake.sent[-1] == b"250 OK\r\n"
+        assert server.messages == [("a@b", ["c@d"], "caf\u00e9")]
+    finally:
+        smtpd.asyncore.close_all(map=socket_map)
+
+
 def test_commands_pipelined_after_quit_are_ignored(recorder: LoopThread) -> None:
     # stdlib went on executing them (delivering a message) after "221 Bye".
     with socket.create_connection(("127.0.0.1", recorder.port), timeout=10) as client:
