@@ -25,7 +25,6 @@ from ..engine.framing import (
     CommandTooLong,
     DataChunk,
     DataEnd,
-    Framer,
     normalize_newlines,
     unstuff,
 )
@@ -38,6 +37,7 @@ from ..engine.grammar import (
     strip_keyword,
 )
 from . import __version__
+from .connection import ConnectionAdapter
 from .auth import (  # AuthResult, AuthenticatorType: importable, as in aiosmtpd
     AuthCallbackType,
     AuthenticatorType,
@@ -76,11 +76,6 @@ CALL_LIMIT_DEFAULT = 20
 BOGUS_LIMIT = 5
 ALLOWED_BEFORE_STARTTLS = {"NOOP", "EHLO", "STARTTLS", "QUIT"}
 
-# Flow control: stop reading from a client that keeps sending while a hook
-# is busy, once this much unparsed input is held.
-_READ_HIGH_WATER = 1 << 20
-# Replies are flushed when this much is pending even mid-batch.
-_WRITE_FLUSH_AT = 1 << 16
 
 _fqdn: Optional[str] = None
 
@@ -127,7 +122,7 @@ def sanitized_log(func: Any, msg: Any, *args: Any, **kwargs: Any) -> None:
     func(msg, *(sanitize(a) if isinstance(a, bytes) else a for a in args), **kwargs)
 
 
-class SMTP(AuthMixin, asyncio.Protocol):
+class SMTP(AuthMixin, ConnectionAdapter):
     """One SMTP connection: create one per client (a protocol factory)."""
 
     command_size_limit = 512
@@ -146,6 +141,11 @@ class SMTP(AuthMixin, asyncio.Protocol):
     #: refuses the message with 550 and delivers nothing.  Only CRLF.CRLF
     #: ever ends a message, whatever this says.
     bare_newline = "accept"
+    #: Most recipients of one message; the next RCPT gets "452 4.5.3 Error:
+    #: too many recipients" (RFC 5321 4.5.3.1.10; at least 100 must be
+    #: accepted).  aiosmtpd had no limit, so a client could grow memory one
+    #: RCPT at a time; 1000 is Postfix's smtpd_recipient_limit.  0: none.
+    recipient_limit = 1000
 
     def __init__(
         self,
@@ -169,7 +169,7 @@ class SMTP(AuthMixin, asyncio.Protocol):
         loop: Optional[asyncio.AbstractEventLoop] = None,
     ) -> None:
         self.__ident__ = ident or __ident__
-        self.loop = loop if loop else make_loop()
+        ConnectionAdapter.__init__(self, loop if loop else make_loop(), self.command_size_limit, timeout)
         self.event_handler = handler
         assert data_size_limit is None or isinstance(data_size_limit, int)
         self.data_size_limit = data_size_limit
@@ -187,15 +187,11 @@ class SMTP(AuthMixin, asyncio.Protocol):
             elif tls_context.check_hostname:
                 log.warning("tls_context.check_hostname == True; this might cause client connection problems")
         self.require_starttls = bool(tls_context) and require_starttls
-        self._timeout_duration = timeout
-        self._timeout_handle: Optional[asyncio.TimerHandle] = None
-        self._deadline = 0.0
         self._tls_handshake_okay = True
         self._tls_started = False
         self._smtps = False
         self.session: Optional[Session] = None
         self.envelope: Optional[Envelope] = None
-        self.transport: Optional[asyncio.BaseTransport] = None
         self._handler_coroutine: Optional["asyncio.Task[None]"] = None
         if auth_required and not auth_require_tls:
             warnings.warn("Requiring AUTH while not requiring TLS can lead to security vulnerabilities!")
@@ -247,16 +243,6 @@ class SMTP(AuthMixin, asyncio.Protocol):
             self._call_limit_default = command_call_limit.get("*", CALL_LIMIT_DEFAULT)
         else:
             raise TypeError("command_call_limit must be int or Dict[str, int]")
-        # I/O state of the adapter.
-        self._framer = Framer(self.command_size_limit)
-        self._input_waiter: Optional["asyncio.Future[None]"] = None
-        self._eof = False
-        self._reading_paused = False
-        self._out: List[bytes] = []
-        self._out_size = 0
-        self._flush_scheduled = False
-        self._drain_waiter: Optional["asyncio.Future[None]"] = None
-        self._writing_paused = False
         self._greeting_sent = False
 
     # -- overridable factories and state resets (aiosmtpd API) ---------
@@ -305,18 +291,6 @@ class SMTP(AuthMixin, asyncio.Protocol):
         self._reset_timeout()
         self._handler_coroutine = self.loop.create_task(self._handle_client())
 
-    def data_received(self, data: bytes) -> None:
-        framer = self._framer
-        framer.feed(data)
-        waiter = self._input_waiter
-        if waiter is not None:
-            self._input_waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
-        if framer.buffered > _READ_HIGH_WATER and not self._reading_paused and self.transport is not None:
-            self._reading_paused = True
-            self.transport.pause_reading()  # type: ignore[attr-defined]
-
     def eof_received(self) -> Optional[bool]:
         assert self.session is not None
         log.info("%r EOF received", self.session.peer)
@@ -341,133 +315,22 @@ class SMTP(AuthMixin, asyncio.Protocol):
         if self._handler_coroutine is not None:
             self._handler_coroutine.cancel()
 
-    def pause_writing(self) -> None:
-        self._writing_paused = True
-
-    def resume_writing(self) -> None:
-        self._writing_paused = False
-        waiter = self._drain_waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    # -- timeouts ------------------------------------------------------
-
-    def _reset_timeout(self, duration: Optional[float] = None) -> None:
-        """Give the client ``duration`` (default: ``timeout``) from now.
-
-        Resetting only moves a deadline; the single timer re-arms itself
-        when it fires early, so a busy session costs no timer churn.
-        """
-        seconds = duration or self._timeout_duration
-        self._deadline = self.loop.time() + seconds
-        handle = self._timeout_handle
-        if handle is None or handle.cancelled() or handle.when() > self._deadline:
-            # A deadline earlier than the armed timer (the PROXY header's)
-            # needs a timer of its own.
-            if handle is not None:
-                handle.cancel()
-            self._timeout_handle = self.loop.call_at(self._deadline, self._timeout_cb)
-
-    def _timeout_cb(self) -> None:
-        remaining = self._deadline - self.loop.time()
-        if remaining > 0:
-            self._timeout_handle = self.loop.call_at(self._deadline, self._timeout_cb)
-            return
-        self._timeout_handle = None
-        if self.transport is None:
-            return
-        assert self.session is not None
-        log.info("%r connection timeout", self.session.peer)
-        if not self._greeting_sent:
-            self.transport.close()  # a PROXY header that never came: no SMTP at all
-            return
-        self._queue(f"421 4.4.2 {self.hostname} Error: timeout exceeded")
-        self._flush()
-        self.transport.close()
-
-    # -- output --------------------------------------------------------
-
-    def _queue(self, status: Union[str, bytes]) -> None:
-        if isinstance(status, str):
-            data = status.encode("utf-8" if self.enable_SMTPUTF8 else "ascii") + b"\r\n"
-        else:
-            data = status + b"\r\n"
-        if not self._out and not self._framer.buffered and self.transport is not None:
-            # No pipelined input waits behind this reply, so nothing could
-            # join it in one segment: send it now.
-            if not self.transport.is_closing():
-                self.transport.write(data)  # type: ignore[attr-defined]
-            return
-        self._out.append(data)
-        self._out_size += len(data)
-        if not self._flush_scheduled:
-            # Flush after the current batch of work, so replies to
-            # pipelined commands leave in one segment.
-            self._flush_scheduled = True
-            self.loop.call_soon(self._flush)
-
-    def _flush(self) -> None:
-        self._flush_scheduled = False
-        if not self._out:
-            return
-        data = b"".join(self._out) if len(self._out) > 1 else self._out[0]
-        self._out.clear()
-        self._out_size = 0
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.write(data)  # type: ignore[attr-defined]
-
     async def push(self, status: Union[str, bytes]) -> None:
         """Send one reply line (``\\r\\n`` is appended)."""
         assert status is not None, "push() needs a status"
         if self.session is not None and log.isEnabledFor(logging.DEBUG):
             log.debug("%r << %r", self.session.peer, status)
         self._queue(status)
-        if self._out_size > _WRITE_FLUSH_AT:
-            self._flush()
-        if self._writing_paused and self.transport is not None:
-            self._drain_waiter = self.loop.create_future()
-            await self._drain_waiter
+        await self._drain()
 
-    # -- input ---------------------------------------------------------
-
-    def _wake_reader(self) -> None:
-        waiter = self._input_waiter
-        if waiter is not None:
-            self._input_waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
-
-    async def _wait_for_input(self) -> bool:
-        """Wait until more bytes arrived; False at end of input."""
-        if self._eof:
-            return False
-        self._flush()
-        if self._reading_paused and self.transport is not None:
-            self._reading_paused = False
-            self.transport.resume_reading()  # type: ignore[attr-defined]
-        self._input_waiter = self.loop.create_future()
-        await self._input_waiter
-        return True
-
-    async def _next_event(self) -> Any:
-        """The next framer event, waiting for input as needed (None: EOF)."""
-        framer = self._framer
-        while True:
-            event = framer.next_event()
-            if event is not None:
-                return event
-            if not await self._wait_for_input():
-                return None
-
-    async def _readline(self) -> Optional[bytes]:
-        """One line outside the command loop (AUTH answers); None at EOF,
-        so an empty answer is never mistaken for a hang-up."""
-        event = await self._next_event()
-        if type(event) is CommandLine:
-            return event.line
-        if type(event) is CommandTooLong:
-            return event.prefix
-        return None
+    def _deadline_passed(self) -> None:
+        assert self.session is not None and self.transport is not None
+        log.info("%r connection timeout", self.session.peer)
+        if not self._greeting_sent:
+            self.transport.close()  # a PROXY header that never came: no SMTP at all
+            return
+        self._queue(f"421 4.4.2 {self.hostname} Error: timeout exceeded")
+        self._close()
 
     # -- the command loop ----------------------------------------------
 
@@ -604,11 +467,6 @@ class SMTP(AuthMixin, asyncio.Protocol):
             log.exception("%r Exception in handle_exception()", self.session.peer)
             status = f"500 Error: ({type(inner).__name__}) {printable(str(inner))}"
         return status
-
-    def _close(self) -> None:
-        self._flush()
-        if self.transport is not None:
-            self.transport.close()
 
     async def handle_exception(self, error: Exception) -> Optional[str]:
         if hasattr(self.event_handler, "handle_exception"):
@@ -909,6 +767,9 @@ class SMTP(AuthMixin, asyncio.Protocol):
         assert self.envelope is not None and self.session is not None
         if not self.envelope.mail_from:
             await self.push("503 Error: need MAIL command")
+            return
+        if self.recipient_limit and len(self.envelope.rcpt_tos) >= self.recipient_limit:
+            await self.push("452 4.5.3 Error: too many recipients")
             return
         syntax_error = self._syntax_error("RCPT TO: <address>")
         parsed = await self._parse_path("TO:", arg, syntax_error)

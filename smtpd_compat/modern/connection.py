@@ -1,0 +1,185 @@
+"""The modern face's I/O adapter: an asyncio protocol over the engine.
+
+``ConnectionAdapter`` owns everything between the socket and the command
+logic, and nothing SMTP: received bytes go into the sans-I/O ``Framer``
+and a waiting task is woken; replies are queued and leave in one write per
+batch; one timer enforces a moving deadline; reading pauses when a client
+pipelines faster than hooks run.  ``smtp.SMTP`` builds the protocol on it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, List, Optional, Union
+
+from ..engine.framing import CommandLine, CommandTooLong, Framer
+
+__all__ = ["ConnectionAdapter"]
+
+# Flow control: stop reading from a client that keeps sending while a hook
+# is busy, once this much unparsed input is held.
+_READ_HIGH_WATER = 1 << 20
+# Replies are flushed when this much is pending even mid-batch.
+_WRITE_FLUSH_AT = 1 << 16
+
+
+class ConnectionAdapter(asyncio.Protocol):
+    """Bytes in through a ``Framer``, replies out, one deadline."""
+
+    #: Replies are encoded as UTF-8 when true, else ASCII.
+    enable_SMTPUTF8 = False
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, command_limit: int, timeout: float) -> None:
+        self.loop = loop
+        self.transport: Optional[asyncio.BaseTransport] = None
+        self._framer = Framer(command_limit)
+        self._timeout_duration = timeout
+        self._timeout_handle: Optional[asyncio.TimerHandle] = None
+        self._deadline = 0.0
+        self._input_waiter: Optional["asyncio.Future[None]"] = None
+        self._eof = False
+        self._reading_paused = False
+        self._out: List[bytes] = []
+        self._out_size = 0
+        self._flush_scheduled = False
+        self._drain_waiter: Optional["asyncio.Future[None]"] = None
+        self._writing_paused = False
+
+    # -- asyncio.Protocol ----------------------------------------------
+
+    def data_received(self, data: bytes) -> None:
+        framer = self._framer
+        framer.feed(data)
+        waiter = self._input_waiter
+        if waiter is not None:
+            self._input_waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+        if framer.buffered > _READ_HIGH_WATER and not self._reading_paused and self.transport is not None:
+            self._reading_paused = True
+            self.transport.pause_reading()  # type: ignore[attr-defined]
+
+    def pause_writing(self) -> None:
+        self._writing_paused = True
+
+    def resume_writing(self) -> None:
+        self._writing_paused = False
+        waiter = self._drain_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    # -- timeouts ------------------------------------------------------
+
+    def _reset_timeout(self, duration: Optional[float] = None) -> None:
+        """Give the client ``duration`` (default: ``timeout``) from now.
+
+        Resetting only moves a deadline; the single timer re-arms itself
+        when it fires early, so a busy session costs no timer churn.
+        """
+        seconds = duration or self._timeout_duration
+        self._deadline = self.loop.time() + seconds
+        handle = self._timeout_handle
+        if handle is None or handle.cancelled() or handle.when() > self._deadline:
+            # A deadline earlier than the armed timer (the PROXY header's)
+            # needs a timer of its own.
+            if handle is not None:
+                handle.cancel()
+            self._timeout_handle = self.loop.call_at(self._deadline, self._timeout_cb)
+
+    def _timeout_cb(self) -> None:
+        remaining = self._deadline - self.loop.time()
+        if remaining > 0:
+            self._timeout_handle = self.loop.call_at(self._deadline, self._timeout_cb)
+            return
+        self._timeout_handle = None
+        if self.transport is not None:
+            self._deadline_passed()
+
+    def _deadline_passed(self) -> None:
+        """The client let the deadline pass; the protocol decides what to say."""
+        self._close()
+
+    # -- output --------------------------------------------------------
+
+    def _queue(self, status: Union[str, bytes]) -> None:
+        if isinstance(status, str):
+            data = status.encode("utf-8" if self.enable_SMTPUTF8 else "ascii") + b"\r\n"
+        else:
+            data = status + b"\r\n"
+        if not self._out and not self._framer.buffered and self.transport is not None:
+            # No pipelined input waits behind this reply, so nothing could
+            # join it in one segment: send it now.
+            if not self.transport.is_closing():
+                self.transport.write(data)  # type: ignore[attr-defined]
+            return
+        self._out.append(data)
+        self._out_size += len(data)
+        if not self._flush_scheduled:
+            # Flush after the current batch of work, so replies to
+            # pipelined commands leave in one segment.
+            self._flush_scheduled = True
+            self.loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        if not self._out:
+            return
+        data = b"".join(self._out) if len(self._out) > 1 else self._out[0]
+        self._out.clear()
+        self._out_size = 0
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(data)  # type: ignore[attr-defined]
+
+    async def _drain(self) -> None:
+        """Wait while the transport's write buffer is over its high mark."""
+        if self._out_size > _WRITE_FLUSH_AT:
+            self._flush()
+        if self._writing_paused and self.transport is not None:
+            self._drain_waiter = self.loop.create_future()
+            await self._drain_waiter
+
+    # -- input ---------------------------------------------------------
+
+    def _wake_reader(self) -> None:
+        waiter = self._input_waiter
+        if waiter is not None:
+            self._input_waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    async def _wait_for_input(self) -> bool:
+        """Wait until more bytes arrived; False at end of input."""
+        if self._eof:
+            return False
+        self._flush()
+        if self._reading_paused and self.transport is not None:
+            self._reading_paused = False
+            self.transport.resume_reading()  # type: ignore[attr-defined]
+        self._input_waiter = self.loop.create_future()
+        await self._input_waiter
+        return True
+
+    async def _next_event(self) -> Any:
+        """The next framer event, waiting for input as needed (None: EOF)."""
+        framer = self._framer
+        while True:
+            event = framer.next_event()
+            if event is not None:
+                return event
+            if not await self._wait_for_input():
+                return None
+
+    async def _readline(self) -> Optional[bytes]:
+        """One line outside the command loop (AUTH answers); None at EOF,
+        so an empty answer is never mistaken for a hang-up."""
+        event = await self._next_event()
+        if type(event) is CommandLine:
+            return event.line
+        if type(event) is CommandTooLong:
+            return event.prefix
+        return None
+
+    def _close(self) -> None:
+        self._flush()
+        if self.transport is not None:
+            self.transport.close()
