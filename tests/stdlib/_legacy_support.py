@@ -73,9 +73,14 @@ class ServerProcess:
     def wait_for_port_line(self) -> int:
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
-            for line in self.stdout().splitlines():
+            out = self.stdout()
+            start = 0
+            # Only whole lines: unbuffered print() writes the text and its
+            # newline separately, and the newline must not count as output.
+            while (end := out.find(b"\n", start)) >= 0:
+                line, start = out[start:end], end + 1
                 if line.startswith(b"PORT "):
-                    self._read_upto = len(self.stdout())
+                    self._read_upto = start
                     return int(line.split()[1])
             if self.proc.poll() is not None:
                 break
