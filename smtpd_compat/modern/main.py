@@ -111,9 +111,11 @@ def _parser() -> ArgumentParser:
             f"are given, ``{DEFAULT_HOST}:{DEFAULT_PORT}`` is used."
         ),
     )
-    for flag, metavar, partner, what in (
-        ("--smtpscert", "CERTFILE", "--smtpskey", "certificate file"),
-        ("--smtpskey", "KEYFILE", "--smtpscert", "key file"),
+    for flag, metavar, partner, what, protocol in (
+        ("--smtpscert", "CERTFILE", "--smtpskey", "certificate file", "**SMTPS**"),
+        ("--smtpskey", "KEYFILE", "--smtpscert", "key file", "**SMTPS**"),
+        ("--tlscert", "CERTFILE", "--tlskey", "certificate file", "**STARTTLS**"),
+        ("--tlskey", "KEYFILE", "--tlscert", "key file", "**STARTTLS**"),
     ):
         parser.add_argument(
             flag,
@@ -121,22 +123,8 @@ def _parser() -> ArgumentParser:
             type=Path,
             default=None,
             help=(
-                f"The {what} for implementing **SMTPS**. If given, the parameter "
+                f"The {what} for implementing {protocol}. If given, the parameter "
                 f"``{partner}`` must also be specified."
-            ),
-        )
-    for flag, metavar, partner, what in (
-        ("--tlscert", "CERTFILE", "--tlskey", "certificate file"),
-        ("--tlskey", "KEYFILE", "--tlscert", "key file"),
-    ):
-        parser.add_argument(
-            flag,
-            metavar=metavar,
-            type=Path,
-            default=None,
-            help=(
-                f"The {what} for implementing **STARTTLS**. If given, the "
-                f"parameter ``{partner}`` must also be specified."
             ),
         )
     parser.add_argument(
