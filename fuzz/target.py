@@ -187,8 +187,10 @@ def run_framer(pieces: List[bytes], config: Config, grammar: bool = True) -> Lis
                 continue
             if type(event) is DataEnd:
                 content = b""
-                if events and type(events[-1]) is DataChunk:
-                    content = events.pop().data
+                last = events[-1] if events else None
+                if isinstance(last, DataChunk):
+                    content = last.data
+                    events.pop()
                 if event.line_too_long:
                     # Refused: what was handed out before the long line was
                     # seen depends on the split and is worthless.
@@ -269,19 +271,7 @@ class Recorder:
         return "250 OK"
 
 
-_loop: Optional[asyncio.AbstractEventLoop] = None
 _errors = ErrorLog()
-
-
-def _event_loop() -> asyncio.AbstractEventLoop:
-    global _loop
-    if _loop is None:
-        _loop = asyncio.new_event_loop()
-        mail_log = logging.getLogger("mail.log")
-        mail_log.setLevel(logging.ERROR)
-        mail_log.propagate = False
-        mail_log.addHandler(_errors)
-    return _loop
 
 
 async def _session(pieces: List[bytes], config: Config) -> Tuple[bytes, List[bytes]]:
@@ -333,9 +323,20 @@ def check_replies(written: bytes) -> None:
 
 
 def run_protocol(pieces: List[bytes], config: Config) -> Tuple[bytes, List[bytes]]:
-    loop = _event_loop()
+    mail_log = logging.getLogger("mail.log")
+    saved = mail_log.level, mail_log.propagate
+    mail_log.setLevel(logging.ERROR)
+    mail_log.propagate = False
+    mail_log.addHandler(_errors)
     del _errors.records[:]
-    written, delivered = loop.run_until_complete(_session(pieces, config))
+    loop = asyncio.new_event_loop()
+    try:
+        written, delivered = loop.run_until_complete(_session(pieces, config))
+    finally:
+        loop.close()
+        mail_log.removeHandler(_errors)
+        mail_log.setLevel(saved[0])
+        mail_log.propagate = saved[1]
     assert not _errors.records, [r.getMessage() for r in _errors.records] + [str(r.exc_info) for r in _errors.records]
     check_replies(written)
     assert len(delivered) <= written.count(b"354 "), (len(delivered), written)

@@ -276,7 +276,10 @@ class dispatcher:
 
     def __repr__(self) -> str:
         cls = type(self)
-        parts = [cls.__module__ + "." + cls.__qualname__]
+        # This module stands in for the stdlib's: its own classes read as
+        # "asyncore.dispatcher" in reprs and logs, as they did there.
+        module = "asyncore" if cls.__module__ == __name__ else cls.__module__
+        parts = [module + "." + cls.__qualname__]
         if self.accepting and self.addr:
             parts.append("listening")
         elif self.connected:

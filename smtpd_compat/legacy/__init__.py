@@ -9,5 +9,7 @@ the public names defined here (see ``smtpd_compat/__init__.py``).
 * ``server``   ``SMTPServer``, usable by the asyncore loop and by the modern face
 * ``servers``  ``DebuggingServer``, ``PureProxy``, ``MailmanProxy``
 * ``bridge``   modern handler hooks (``handle_MAIL`` ...) on a legacy channel
+* ``extensions`` STARTTLS, implicit TLS and AUTH, opt-in (stdlib smtpd had none)
+* ``tls``      server-side TLS over memory BIOs, for the asyncore channel
 * ``cli``      ``python -m smtpd_compat``
 """

@@ -17,7 +17,7 @@ from __future__ import annotations
 import atexit
 import inspect
 import threading
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, List, Optional, TypeVar, Union
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Dict, List, Optional, TypeVar, Union
 
 from smtpd_compat import asynchat
 
@@ -70,9 +70,11 @@ async def handle_DATA_via_process_message(self: Any, server: Any, session: Sessi
         data = legacy_data(original, self._decode_data)
     except UnicodeDecodeError:
         return NOT_UTF8_REPLY
-    kwargs = {}
+    kwargs: Dict[str, Any] = {}
     if not self._decode_data:
         kwargs = {"mail_options": envelope.mail_options, "rcpt_options": envelope.rcpt_options}
+    if session.authenticated:  # as the legacy channel does (see extensions)
+        kwargs["auth_data"] = session.auth_data
     status = self.process_message(session.peer, envelope.mail_from, envelope.rcpt_tos, data, **kwargs)
     if inspect.isawaitable(status):
         status = await status
@@ -168,10 +170,15 @@ class HookContext:
         from smtpd_compat.modern.smtp import Envelope, Session
 
         self._new_envelope = Envelope
+        self._new_session = Session
         self.channel = channel
         self.server = ChannelServer(channel)
         self.session = Session(hook_loop())
         self.envelope = Envelope()
+
+    def new_session(self) -> None:
+        """A fresh session, as the modern server makes one after STARTTLS."""
+        self.session = self._new_session(hook_loop())
 
     def new_transaction(self) -> None:
         """A fresh envelope, as the modern server makes one after RSET, HELO/EHLO and DATA."""
@@ -189,6 +196,11 @@ class HookContext:
         session.peer = channel.peer
         session.host_name = channel.seen_greeting or None
         session.extended_smtp = channel.extended_smtp
+        ext = channel._extensions()
+        if ext is not None:
+            session.authenticated = ext.authenticated
+            session.auth_data = ext.auth_data
+            session.ssl = ext.ssl
         envelope.mail_from = channel.mailfrom
         envelope.rcpt_tos = channel.rcpttos
         envelope.mail_options = getattr(channel, "mail_options", [])

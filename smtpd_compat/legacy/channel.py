@@ -21,6 +21,7 @@ from smtpd_compat.asyncore import SocketMap
 from smtpd_compat.engine.framing import unstuff
 from smtpd_compat.engine.grammar import BadCommand, get_address, parse_params, printable, split_command, strip_keyword
 from smtpd_compat.legacy import bridge
+from smtpd_compat.legacy.extensions import Extensions, settings_of
 from smtpd_compat.legacy.framed import DATA_TERMINATOR, LINE_TERMINATOR, FramedChat
 from smtpd_compat.legacy.names import DATA_SIZE_DEFAULT, debug, debugging, package
 
@@ -70,6 +71,9 @@ class SMTPChannel(FramedChat):
     # stdlib one (without calling it) still work.
     _hooks: Optional[bridge.HookContext] = None
     _utf8: Optional[codecs.IncrementalDecoder] = None
+    # TLS and AUTH, when the server turned them on (see extensions).
+    _ext: Optional[Extensions] = None
+    _ext_read = False
 
     @property
     def max_command_size_limit(self) -> int:
@@ -117,9 +121,7 @@ class SMTPChannel(FramedChat):
         # Per connection: stdlib smtpd shared (and cleared) one class-level
         # dict across all connections, so one client's EHLO changed the
         # limits of the others.
-        self.command_size_limits = collections.defaultdict(
-            type(self).command_size_limits.default_factory
-        )
+        self.command_size_limits = self._fresh_command_size_limits()
         self.fqdn = _local_fqdn()
         try:
             self.peer = conn.getpeername()
@@ -131,7 +133,44 @@ class SMTPChannel(FramedChat):
             return
         _disable_nagle(conn)
         debug("Peer:", repr(self.peer))
+        ext = self._extensions()
+        if ext is not None:
+            ext.connected()
         self.push("220 %s %s" % (self.fqdn, package().__version__))
+
+    def _fresh_command_size_limits(self) -> DefaultDict[str, int]:
+        return collections.defaultdict(type(self).command_size_limits.default_factory)
+
+    def _extensions(self) -> Optional[Extensions]:
+        """This connection's TLS/AUTH state; None when the server offers neither.
+
+        Read on first use, so that subclasses whose __init__ re-implements
+        the stdlib one still enforce what the server requires.
+        """
+        if not self._ext_read:
+            self._ext_read = True
+            settings = settings_of(self.smtp_server)
+            if settings is not None:
+                self._ext = Extensions(self, settings)
+        return self._ext
+
+    def _start_over(self) -> None:
+        """Forget the greeting and the transaction (after STARTTLS, RFC 3207 4.2)."""
+        self.seen_greeting = ""
+        self.extended_smtp = False
+        self.command_size_limits = self._fresh_command_size_limits()
+        self._set_rset_state()
+        if self._hooks is not None:
+            self._hooks.new_session()
+
+    def handle_tls_established(self) -> None:
+        ext = self._extensions()
+        assert ext is not None  # only extensions start TLS
+        ext.tls_established()
+
+    def handle_tls_failed(self, error: Exception) -> None:
+        debug("TLS failed:", repr(self.peer), error)
+        self.close()
 
     def _set_post_data_state(self) -> None:
         """Reset state variables to their post-DATA state."""
@@ -222,7 +261,15 @@ class SMTPChannel(FramedChat):
             self.push(bridge.NOT_UTF8_REPLY)
             self._set_post_data_state()
             return
-        status = self._deliver(unstuffed)
+        try:
+            status = self._deliver(unstuffed)
+        except Exception:
+            # stdlib smtpd closed the connection without a word; the client
+            # gets a temporary failure first.  The exception goes on to
+            # asyncore's handle_error, which logs it and closes, as before.
+            self.push("451 Requested action aborted: local error in processing")
+            self._set_post_data_state()
+            raise
         self._set_post_data_state()
         if not status:
             self.push("250 OK")
@@ -231,6 +278,10 @@ class SMTPChannel(FramedChat):
 
     def _command(self, line: Text) -> None:
         sz, self.num_bytes = self.num_bytes, 0
+        ext = self._extensions()
+        if ext is not None and ext.in_exchange:  # the line answers an AUTH challenge
+            ext.answer(line.encode("utf-8", "surrogateescape") if isinstance(line, str) else line)
+            return
         if not line:
             self.push("500 Error: bad syntax")
             return
@@ -260,6 +311,13 @@ class SMTPChannel(FramedChat):
             self.push("500 Error: bad syntax")
             return
         method = getattr(self, "smtp_" + command, None)
+        if ext is not None:
+            refusal = ext.refusal(command)
+            if refusal is not None:
+                self.push(refusal)
+                return
+            if not method:
+                method = ext.command(command)
         if not method:
             self.push('500 Error: command "%s" not recognized' % printable(command))
             return
@@ -273,6 +331,9 @@ class SMTPChannel(FramedChat):
         kwargs: Dict[str, Any] = {}
         if not self._decode_data:
             kwargs = {"mail_options": self.mail_options, "rcpt_options": self.rcpt_options}
+        ext = self._extensions()
+        if ext is not None and ext.authenticated:
+            kwargs["auth_data"] = ext.auth_data
         status: Optional[str] = self.smtp_server.process_message(
             self.peer, self.mailfrom, self.rcpttos, self.received_data, **kwargs
         )
@@ -290,6 +351,11 @@ class SMTPChannel(FramedChat):
 
     def _run_hook(self, hook: Callable[..., Any], *args: Any) -> str:
         return self._hook_context().status(hook, *args)
+
+    def _auth_needed(self) -> bool:
+        """True after refusing the command: the server requires AUTH first."""
+        ext = self._extensions()
+        return ext is not None and ext.auth_needed()
 
     # -- SMTP and ESMTP commands -------------------------------------------------------
 
@@ -327,6 +393,9 @@ class SMTPChannel(FramedChat):
         if self.enable_SMTPUTF8:
             lines.append("250-SMTPUTF8")
             self.command_size_limits["MAIL"] += 10
+        ext = self._extensions()
+        if ext is not None:
+            lines.extend(ext.ehlo_lines())
         hook = self._hook("EHLO")
         if hook is None:
             self.seen_greeting = arg
@@ -365,6 +434,8 @@ class SMTPChannel(FramedChat):
         return parse_params(params)
 
     def smtp_HELP(self, arg: Optional[str]) -> None:
+        if self._auth_needed():
+            return
         supported = "Supported commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY"
         if not arg:
             self.push("250 " + supported)
@@ -388,6 +459,8 @@ class SMTPChannel(FramedChat):
             self.push("501 " + supported)
 
     def smtp_VRFY(self, arg: Optional[str]) -> None:
+        if self._auth_needed():
+            return
         if not arg:
             self.push("501 Syntax: VRFY <address>")
             return
@@ -404,6 +477,8 @@ class SMTPChannel(FramedChat):
     def smtp_MAIL(self, arg: Optional[str]) -> None:
         if not self.seen_greeting:
             self.push("503 Error: send HELO first")
+            return
+        if self._auth_needed():
             return
         debug("===> MAIL", arg)
         syntaxerr = "501 Syntax: MAIL FROM: <address>"
@@ -465,6 +540,8 @@ class SMTPChannel(FramedChat):
         if not self.seen_greeting:
             self.push("503 Error: send HELO first")
             return
+        if self._auth_needed():
+            return
         debug("===> RCPT", arg)
         if not self.mailfrom:
             self.push("503 Error: need MAIL command")
@@ -513,6 +590,8 @@ class SMTPChannel(FramedChat):
     def smtp_DATA(self, arg: Optional[str]) -> None:
         if not self.seen_greeting:
             self.push("503 Error: send HELO first")
+            return
+        if self._auth_needed():
             return
         if not self.rcpttos:
             self.push("503 Error: need RCPT command")

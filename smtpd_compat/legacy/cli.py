@@ -5,6 +5,12 @@ on Python 3.11.  ``-c`` names a legacy server class (``DebuggingServer``, or
 ``module.Class`` for your own ``SMTPServer`` subclass) or a modern handler
 class (e.g. ``smtpd_compat.modern.handlers.Sink``), which is then served by
 the modern SMTP protocol.  Ctrl-C and SIGTERM stop the server cleanly.
+
+The TLS options are additions, spelled as on the modern command line
+(``--tlscert``/``--tlskey``, ``--no-requiretls``, ``--smtpscert``/
+``--smtpskey``).  Every stdlib option, abbreviations included, is parsed
+as before: ``--smtp`` still means ``--smtputf8`` and ``--no``
+``--nosetuid``.
 """
 
 from __future__ import annotations
@@ -14,10 +20,13 @@ import os
 import signal
 import sys
 from types import FrameType
-from typing import Any, Dict, NoReturn, Optional, Union
+from typing import TYPE_CHECKING, Any, Dict, List, NoReturn, Optional, Tuple
 
 from smtpd_compat import asyncore
 from smtpd_compat.legacy.names import COMMASPACE, package
+
+if TYPE_CHECKING:
+    import ssl
 
 __all__ = ["Options", "main", "parseargs", "usage"]
 
@@ -59,6 +68,21 @@ Options:
     -d
         Print debugging information to stderr.
 
+    --tlscert certfile
+    --tlskey keyfile
+        Offer STARTTLS (RFC 3207) with this certificate and private key
+        (PEM files; give both).  Clients must then start TLS before any
+        command but EHLO, NOOP and QUIT.
+
+    --no-requiretls
+        With --tlscert and --tlskey: also serve clients that do not start
+        TLS.
+
+    --smtpscert certfile
+    --smtpskey keyfile
+        Speak TLS from the first byte ("SMTPS", RFC 8314) with this
+        certificate and private key (PEM files; give both).
+
     --help
     -h
         Print this message and exit.
@@ -79,6 +103,11 @@ class Options:
     localport: int
     remotehost: str
     remoteport: int
+    tls_cert: Optional[str] = None
+    tls_key: Optional[str] = None
+    require_starttls = True
+    smtps_cert: Optional[str] = None
+    smtps_key: Optional[str] = None
 
 
 def usage(code: int, msg: Any = "") -> NoReturn:
@@ -89,14 +118,45 @@ def usage(code: int, msg: Any = "") -> NoReturn:
     sys.exit(code)
 
 
+_STDLIB_LONG_OPTIONS = ["class=", "nosetuid", "version", "help", "size=", "debug", "smtputf8"]
+_TLS_LONG_OPTIONS = ["tlscert=", "tlskey=", "no-requiretls", "smtpscert=", "smtpskey="]
+
+
+def _kept_abbreviations() -> Dict[str, str]:
+    """Abbreviations of a stdlib option that the TLS options would make
+    ambiguous (``--smtp``: ``--smtputf8`` or ``--smtpscert``?), mapped to
+    the stdlib option they name, as they did in stdlib smtpd."""
+    stdlib = [option.rstrip("=") for option in _STDLIB_LONG_OPTIONS]
+    added = [option.rstrip("=") for option in _TLS_LONG_OPTIONS]
+    kept = {}
+    for name in stdlib:
+        for end in range(1, len(name)):
+            prefix = name[:end]
+            named = [other for other in stdlib if other.startswith(prefix)]
+            if named == [name] and any(other.startswith(prefix) for other in added):
+                kept[prefix] = name
+    return kept
+
+
+def _getopt(argv: List[str]) -> Tuple[List[Tuple[str, str]], List[str]]:
+    kept = _kept_abbreviations()
+    # getopt prefers an exact match, so listing the kept abbreviations
+    # themselves resolves them before the ambiguity check.
+    takes_value = {option.rstrip("=") for option in _STDLIB_LONG_OPTIONS if option.endswith("=")}
+    aliases = [prefix + ("=" if name in takes_value else "") for prefix, name in kept.items()]
+    try:
+        opts, args = getopt.getopt(argv, "nVhc:s:du", _STDLIB_LONG_OPTIONS + _TLS_LONG_OPTIONS + aliases)
+    except getopt.error as e:
+        if e.opt in kept:  # the message names the option, as stdlib's did
+            e.msg = e.msg.replace("--" + e.opt, "--" + kept[e.opt])
+        raise
+    return [("--" + kept[opt[2:]] if opt[2:] in kept else opt, arg) for opt, arg in opts], args
+
+
 def parseargs() -> Options:
     """The options from ``sys.argv``; ``-d`` also sets ``DEBUGSTREAM``."""
     try:
-        opts, args = getopt.getopt(
-            sys.argv[1:],
-            "nVhc:s:du",
-            ["class=", "nosetuid", "version", "help", "size=", "debug", "smtputf8"],
-        )
+        opts, args = _getopt(sys.argv[1:])
     except getopt.error as e:
         usage(1, e)
 
@@ -121,6 +181,18 @@ def parseargs() -> Options:
             except ValueError:
                 print("Invalid size: " + arg, file=sys.stderr)
                 sys.exit(1)
+        elif opt == "--tlscert":
+            options.tls_cert = arg
+        elif opt == "--tlskey":
+            options.tls_key = arg
+        elif opt == "--no-requiretls":
+            options.require_starttls = False
+        elif opt == "--smtpscert":
+            options.smtps_cert = arg
+        elif opt == "--smtpskey":
+            options.smtps_key = arg
+    _check_pair("tls", options.tls_cert, options.tls_key)
+    _check_pair("smtps", options.smtps_cert, options.smtps_key)
 
     if len(args) > 2:
         usage(1, "Invalid arguments: %s" % COMMASPACE.join(args))
@@ -129,6 +201,30 @@ def parseargs() -> Options:
     options.localhost, options.localport = _host_port(localspec, "local")
     options.remotehost, options.remoteport = _host_port(remotespec, "remote")
     return options
+
+
+def _check_pair(kind: str, cert: Optional[str], key: Optional[str]) -> None:
+    # The modern command line's messages.
+    if bool(cert) != bool(key):
+        usage(1, "--%scert and --%skey must be specified together" % (kind, kind))
+    if cert and not os.path.exists(cert):
+        usage(1, "Cert file %s not found" % cert)
+    if key and not os.path.exists(key):
+        usage(1, "Key file %s not found" % key)
+
+
+def _tls_contexts(options: Options) -> "Tuple[Optional[ssl.SSLContext], Optional[ssl.SSLContext]]":
+    """(STARTTLS context, SMTPS context) for the options given."""
+    if not (options.tls_cert or options.smtps_cert):
+        return None, None
+    from pathlib import Path
+
+    from smtpd_compat.modern.main import _server_tls_context  # one way to make them
+
+    def context(cert: Optional[str], key: Optional[str]) -> Optional[ssl.SSLContext]:
+        return _server_tls_context(Path(cert), Path(key)) if cert and key else None
+
+    return context(options.tls_cert, options.tls_key), context(options.smtps_cert, options.smtps_key)
 
 
 def _host_port(spec: str, which: str) -> "tuple[str, int]":
@@ -172,12 +268,20 @@ def _stop_on_sigterm(signum: int, frame: Optional[FrameType]) -> None:
 
 
 def _serve_legacy(server_class: Any, options: Options) -> None:
-    server_class(
+    tls_context, smtps_context = _tls_contexts(options)
+    server = server_class(
         (options.localhost, options.localport),
         (options.remotehost, options.remoteport),
         options.size_limit,
         enable_SMTPUTF8=options.enable_SMTPUTF8,
     )
+    # Set as attributes, which channels read: a user's server class need
+    # not accept the keywords in its __init__.
+    if tls_context is not None:
+        server.tls_context = tls_context
+        server.require_starttls = options.require_starttls
+    if smtps_context is not None:
+        server.ssl_context = smtps_context
     if options.setuid:
         _become_nobody()
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
@@ -200,15 +304,19 @@ def _serve_modern(handler_class: Any, options: Options) -> None:
     except TypeError as e:
         print("Cannot create handler %s without arguments: %s" % (options.classname, e), file=sys.stderr)
         sys.exit(1)
-    settings: Dict[str, Union[bool, int]] = {"enable_SMTPUTF8": options.enable_SMTPUTF8}
+    settings: Dict[str, Any] = {"enable_SMTPUTF8": options.enable_SMTPUTF8}
     if options.size_limit is not None:
         settings["data_size_limit"] = options.size_limit
+    tls_context, smtps_context = _tls_contexts(options)
+    if tls_context is not None:
+        settings.update(tls_context=tls_context, require_starttls=options.require_starttls)
     loop = asyncio.new_event_loop()
     server = loop.run_until_complete(
         loop.create_server(
-            lambda: SMTP(handler, loop=loop, **settings),  # type: ignore[arg-type]
+            lambda: SMTP(handler, loop=loop, **settings),
             host=options.localhost,
             port=options.localport,
+            ssl=smtps_context,
         )
     )
     if options.setuid:

@@ -18,16 +18,26 @@ event exactly as ``async_chat`` re-reads it: ``b"\\r\\n"`` means command
 lines, ``b"\\r\\n.\\r\\n"`` message content, and any other terminator (a
 subclass reading a byte count, say) is served by ``async_chat``'s generic
 algorithm until a framed terminator is set again.
+
+``start_tls()`` puts a ``tls.TLSSession`` between the socket and all of
+the above: received bytes are decrypted before they reach the framer, and
+``send()`` encrypts what ``async_chat`` sends.
 """
 
 from __future__ import annotations
 
 import time
-from typing import Optional
+from typing import TYPE_CHECKING, Any, List, Optional
 
-from smtpd_compat import asynchat
+from smtpd_compat import asynchat, asyncore
 from smtpd_compat.asyncore import SocketMap
 from smtpd_compat.engine.framing import CommandLine, CommandTooLong, DataChunk, Event, Framer
+
+if TYPE_CHECKING:
+    import ssl
+
+    from smtpd_compat.legacy.tls import TLSSession
+# ssl is imported only once a channel starts TLS (see start_tls).
 
 __all__ = ["DATA_TERMINATOR", "LINE_TERMINATOR", "FramedChat"]
 
@@ -44,14 +54,16 @@ class FramedChat(asynchat.async_chat):
     any ``async_chat``, plus the two limits the framer needs.
     """
 
-    #: Seconds without input after which ``handle_idle_timeout()`` runs
-    #: (checked whenever the asyncore loop wakes up); None or 0: never.
+    #: Seconds without a complete line (a command, or a message line) after
+    #: which ``handle_idle_timeout()`` runs, checked whenever the asyncore
+    #: loop wakes up; None or 0: never.
     idle_timeout: Optional[float] = 300.0
 
     # Class-level defaults: a subclass that re-implements __init__ by calling
     # async_chat.__init__ directly still gets working framing on first use.
     _framer: Optional[Framer] = None
     _stop_reading = False
+    _tls: Optional[TLSSession] = None
 
     def __init__(self, sock: object = None, map: Optional[SocketMap] = None) -> None:
         self._start_framing()
@@ -90,12 +102,25 @@ class FramedChat(asynchat.async_chat):
             return
         if not data:
             return
-        self._last_input = time.monotonic()
+        tls = self._tls
+        if tls is not None:
+            data = self._decrypt(tls, data)
+        if data:
+            self._take_input(data)
+        if tls is not None and tls.peer_closed and self.connected:
+            self.handle_close()  # a TLS close_notify ends the input like EOF
+
+    def _take_input(self, data: bytes) -> None:
         if self._framer is None:
             self._start_framing()
         if self._framed_terminator():
+            # The idle clock restarts per line, not per read (see _dispatch),
+            # so a client trickling one byte at a time still times out.
+            if self._framer.in_data and b"\n" in data:  # type: ignore[union-attr]
+                self._last_input = time.monotonic()
             self._feed_framer(data)
         else:
+            self._last_input = time.monotonic()  # a subclass's own records
             self.ac_in_buffer = self.ac_in_buffer + data
         self._process_input()
 
@@ -155,6 +180,8 @@ class FramedChat(asynchat.async_chat):
                 return
 
     def _dispatch(self, event: Event) -> None:
+        if not isinstance(event, DataChunk):
+            self._last_input = time.monotonic()  # a command line, or the message, ended
         if isinstance(event, DataChunk):
             self._collect_content(event.data)
         elif isinstance(event, CommandLine):
@@ -187,6 +214,106 @@ class FramedChat(asynchat.async_chat):
         if self._framer is not None:
             self._drop_framer_input()
             self._data_tail = b""
+
+    # -- TLS ---------------------------------------------------------------------------
+
+    def start_tls(self, context: ssl.SSLContext) -> None:
+        """Speak TLS from here on, as the server side.
+
+        Output queued so far still goes out in the clear, first.  Input not
+        handled yet is dropped: it was sent in the clear, so it must not be
+        taken as if it came over TLS (CVE-2024-34083).  Once the handshake
+        is done, ``handle_tls_established()`` runs; if it fails,
+        ``handle_tls_failed()``.
+        """
+        from smtpd_compat.legacy.tls import TLSSession
+
+        if self._framer is not None:
+            self._drop_framer_input()
+        self.ac_in_buffer = b""
+        self._tls = TLSSession(context, self._take_queued_output())
+        self._send_tls_output()
+
+    @property
+    def ssl_object(self) -> Optional[ssl.SSLObject]:
+        """The connection's ``ssl.SSLObject`` once TLS is up, else None."""
+        tls = self._tls
+        return tls.ssl_object if tls is not None and tls.established else None
+
+    def handle_tls_established(self) -> None:
+        """The TLS handshake completed."""
+
+    def handle_tls_failed(self, error: Exception) -> None:
+        """The TLS handshake (or a TLS record) failed: only this channel closes."""
+        self.close()
+
+    def _take_queued_output(self) -> bytes:
+        """Empty the output queue up to a close marker, producers included."""
+        fifo = self.producer_fifo
+        taken: List[bytes] = []
+        while fifo and fifo[0] is not None:
+            first = fifo.popleft()
+            if isinstance(first, (bytes, bytearray, memoryview)):
+                taken.append(bytes(first))
+                continue
+            produced = first.more()
+            while produced:
+                taken.append(bytes(produced))
+                produced = first.more()
+        return b"".join(taken)
+
+    def _decrypt(self, tls: TLSSession, data: bytes) -> bytes:
+        was_established = tls.established
+        plaintext = tls.receive(data)
+        self._send_tls_output()
+        if tls.failure is not None:
+            self.handle_tls_failed(tls.failure)
+            return b""
+        if tls.established and not was_established:
+            self.handle_tls_established()
+        return plaintext
+
+    def _send_tls_output(self) -> bool:
+        """Send the TLS bytes the socket takes now; True once none wait."""
+        tls = self._tls
+        assert tls is not None
+        while tls.pending and self.connected:
+            sent = asyncore.dispatcher.send(self, tls.output(self.ac_out_buffer_size))
+            if not sent:
+                break
+            tls.sent(sent)
+        return not tls.pending
+
+    def send(self, data: Any) -> int:
+        tls = self._tls
+        if tls is None:
+            return asyncore.dispatcher.send(self, data)
+        if not self._send_tls_output() and tls.pending >= self.ac_out_buffer_size:
+            return 0  # the peer is behind: the rest stays queued, unencrypted
+        tls.write(bytes(data))
+        self._send_tls_output()
+        return len(data)
+
+    def writable(self) -> bool:
+        tls = self._tls
+        return bool(tls is not None and tls.pending) or asynchat.async_chat.writable(self)
+
+    def initiate_send(self) -> None:
+        # Encrypted bytes go out before anything else queued: the close
+        # marker after a 221 must not close the socket ahead of them.
+        if self._tls is not None and not self._send_tls_output():
+            return
+        asynchat.async_chat.initiate_send(self)
+
+    def close(self) -> None:
+        tls, self._tls = self._tls, None
+        if tls is not None and self.connected:
+            tls.shutdown()
+            try:  # a courtesy close_notify; the socket is non-blocking, so no waiting
+                self.socket.send(tls.output(self.ac_out_buffer_size))
+            except OSError:
+                pass
+        asynchat.async_chat.close(self)
 
     # -- closing and idleness ---------------------------------------------------------
 

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import time
-from typing import Any, Optional, Tuple, Type
+import warnings
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional, Tuple, Type
 
 from smtpd_compat import asyncore
 from smtpd_compat.asyncore import SocketMap
 from smtpd_compat.legacy import bridge
 from smtpd_compat.legacy.channel import SMTPChannel
 from smtpd_compat.legacy.names import DATA_SIZE_DEFAULT, debug, package
+
+if TYPE_CHECKING:
+    import ssl
 
 __all__ = ["SMTPServer"]
 
@@ -23,6 +27,16 @@ class SMTPServer(asyncore.dispatcher):
     #: client stalled for a second-long retransmit.
     listen_backlog = 128
 
+    # Extensions stdlib smtpd did not have, all off (see __init__); channels
+    # read them when a client connects.
+    tls_context: Optional[ssl.SSLContext] = None
+    require_starttls = False
+    ssl_context: Optional[ssl.SSLContext] = None
+    authenticator: Optional[Callable[..., Any]] = None
+    auth_required = False
+    auth_require_tls = True
+    auth_exclude_mechanism: Optional[Iterable[str]] = None
+
     def __init__(
         self,
         localaddr: Optional[Tuple[Any, ...]],
@@ -31,12 +45,45 @@ class SMTPServer(asyncore.dispatcher):
         map: Optional[SocketMap] = None,
         enable_SMTPUTF8: bool = False,
         decode_data: bool = False,
+        *,
+        tls_context: Optional[ssl.SSLContext] = None,
+        require_starttls: bool = False,
+        ssl_context: Optional[ssl.SSLContext] = None,
+        authenticator: Optional[Callable[..., Any]] = None,
+        auth_required: bool = False,
+        auth_require_tls: bool = True,
+        auth_exclude_mechanism: Optional[Iterable[str]] = None,
     ) -> None:
         """Bind and listen on ``localaddr`` right away.
 
         ``localaddr=None`` (not accepted by stdlib smtpd) makes an instance
         that does not listen: a handler for the modern server only.
+
+        The keyword-only arguments turn on what stdlib smtpd never had, with
+        the meaning they have on the modern face (``SMTP``/``Controller``):
+
+        ``tls_context``: offer STARTTLS (RFC 3207) with this server context;
+        ``require_starttls``: then refuse everything but EHLO, NOOP, QUIT
+        and STARTTLS before it.  ``ssl_context``: implicit TLS ("SMTPS",
+        RFC 8314) from the first byte.  ``authenticator``: offer AUTH LOGIN
+        and PLAIN (RFC 4954); it is called as ``authenticator(server,
+        session, envelope, mechanism, auth_data)`` with a ``LoginPassword``
+        and returns an ``AuthResult``, as on the modern face.
+        ``auth_required``: refuse MAIL, RCPT, DATA, VRFY and HELP before
+        AUTH.  ``auth_require_tls``: offer and accept AUTH only over TLS.
+        ``auth_exclude_mechanism``: mechanisms not to offer.
         """
+        if auth_required and authenticator is None:
+            raise ValueError("auth_required needs an authenticator")
+        if auth_required and not auth_require_tls:
+            warnings.warn("Requiring AUTH while not requiring TLS can lead to security vulnerabilities!")
+        self.tls_context = tls_context
+        self.require_starttls = require_starttls
+        self.ssl_context = ssl_context
+        self.authenticator = authenticator
+        self.auth_required = auth_required
+        self.auth_require_tls = auth_require_tls
+        self.auth_exclude_mechanism = auth_exclude_mechanism
         self._localaddr = localaddr
         self._remoteaddr = remoteaddr
         self.data_size_limit = data_size_limit
@@ -88,6 +135,9 @@ class SMTPServer(asyncore.dispatcher):
         ``kwargs``: empty with ``decode_data=True``; otherwise
         ``mail_options`` and ``rcpt_options``, the upper-cased parameters of
         MAIL FROM and of the last RCPT TO, e.g. ``['BODY=8BITMIME']``.
+
+        ``auth_data`` is added to ``kwargs`` when the client authenticated
+        (the server has an ``authenticator``): what its ``AuthResult`` said.
 
         Return None for ``250 OK``, or the complete reply line to send.
         """

@@ -4,12 +4,15 @@ protocol's ``push``/``_readline``/hook primitives, never the transport."""
 
 from __future__ import annotations
 
-import binascii
+import inspect
 import logging
 import re
 import warnings
-from base64 import b64decode, b64encode
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Dict, List, NamedTuple, Optional, Union
+from functools import partial
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Dict, List, Optional, Union
+
+from smtpd_compat.engine import sasl
+from smtpd_compat.engine.sasl import AuthResult, LoginPassword, SaslFailure
 
 from .hooks import syntax
 from .session import MISSING, Envelope, Session, _Missing
@@ -35,56 +38,7 @@ VALID_AUTHMECH = re.compile(r"[A-Z0-9_-]+\Z")
 AuthCallbackType = Callable[[str, bytes, bytes], bool]
 AuthMechanismType = Callable[["SMTP", List[str]], Awaitable[Any]]
 
-CODE_SUCCESS = "235 2.7.0 Authentication successful"
-CODE_INVALID = "535 5.7.8 Authentication credentials invalid"
-
-
-class LoginPassword(NamedTuple):
-    login: bytes
-    password: bytes
-
-    def __str__(self) -> str:
-        # Never show the password, whichever way the tuple is printed.
-        return f"LoginPassword(login='{self.login.decode(errors='replace')}', password=...)"
-
-    def __repr__(self) -> str:
-        return str(self)
-
-
-class AuthResult:
-    """What an authenticator or mechanism concluded (keyword-only fields).
-
-    ``handled=True`` with ``success=False`` means the mechanism already
-    replied to the client, so nothing more is sent.
-    """
-
-    __slots__ = ("success", "handled", "message", "auth_data")
-
-    def __init__(
-        self,
-        *,
-        success: bool,
-        handled: bool = True,
-        message: Optional[str] = None,
-        auth_data: Any = None,
-    ) -> None:
-        self.success = success
-        self.handled = handled
-        self.message = message
-        self.auth_data = auth_data
-
-    def __repr__(self) -> str:
-        return (
-            f"AuthResult(success={self.success!r}, handled={self.handled!r}, "
-            f"message={self.message!r}, auth_data=...)"
-        )
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, AuthResult):
-            return NotImplemented
-        return all(getattr(self, f) == getattr(other, f) for f in self.__slots__)
-
-
+# AuthResult and LoginPassword live in the engine: the legacy face uses them too.
 AuthenticatorType = Callable[["SMTP", Session, Envelope, str, Any], AuthResult]
 
 
@@ -113,8 +67,8 @@ def mechanism_name(attr_name: str, method: Any) -> str:
 class AuthMixin:
     """The AUTH command and the built-in LOGIN and PLAIN mechanisms."""
 
-    AuthLoginUsernameChallenge = "User Name\x00"
-    AuthLoginPasswordChallenge = "Password\x00"
+    AuthLoginUsernameChallenge = sasl.LOGIN_USERNAME_CHALLENGE
+    AuthLoginPasswordChallenge = sasl.LOGIN_PASSWORD_CHALLENGE
     #: Failed AUTH attempts allowed on one connection before it is closed
     #: with a 421, as Postfix does at its error limit; 0 (aiosmtpd's
     #: behaviour) allows any number.  A class attribute, like the other
@@ -150,21 +104,21 @@ class AuthMixin:
             await self.push("500 Error: command 'AUTH' not recognized")
             return
         if self._auth_require_tls and not self._tls_active:
-            await self.push("538 5.7.11 Encryption required for requested authentication mechanism")
+            await self.push(sasl.ENCRYPTION_REQUIRED)
             return
         if self.session.authenticated:
-            await self.push("503 Already authenticated")
+            await self.push(sasl.ALREADY_AUTHENTICATED)
             return
         if not arg:
-            await self.push("501 Not enough value")
+            await self.push(sasl.NOT_ENOUGH_VALUE)
             return
         args = arg.split()
         if len(args) > 2:
-            await self.push("501 Too many values")
+            await self.push(sasl.TOO_MANY_VALUES)
             return
         mechanism = args[0]
         if mechanism not in self._auth_methods:
-            await self.push("504 5.5.4 Unrecognized authentication type")
+            await self.push(sasl.UNRECOGNIZED_MECHANISM)
             return
         status = await self._call_handler_hook("AUTH", args)
         if status is MISSING:
@@ -190,20 +144,17 @@ class AuthMixin:
                 self.session.authenticated = True
                 self.session.auth_data = result.auth_data
                 self.session._login_data = getattr(result.auth_data, "login", None)
-                return result.message or CODE_SUCCESS
-            if result.handled:
-                return None
-            return result.message or CODE_INVALID
+            return sasl.reply_for(result)
         if result is None:
             return None
         if result is MISSING or result is False:
-            return CODE_INVALID
+            return sasl.CODE_INVALID
         # A legacy mechanism returned its login data.  Unlike aiosmtpd
         # (issue #452) this counts as authenticated, or auth_required
         # would refuse the session forever.
         self.session.authenticated = True
         self.session._login_data = result
-        return CODE_SUCCESS
+        return sasl.CODE_SUCCESS
 
     async def challenge_auth(
         self,
@@ -214,7 +165,7 @@ class AuthMixin:
         """Send ``334 <challenge>`` and return the client's decoded answer,
         or MISSING after replying 501 (``*`` cancels; bad base64)."""
         raw = challenge.encode() if isinstance(challenge, str) else challenge
-        await self.push(b"334 " + (b64encode(raw) if encode_to_b64 else raw))
+        await self.push(sasl.challenge_line(raw, encode_to_b64))
         line = await self._readline()
         if line is None:
             return MISSING  # the client hung up: nothing to answer
@@ -222,16 +173,13 @@ class AuthMixin:
             warnings.warn("AUTH interaction logging is enabled!")
             warnings.warn("Sensitive information might be leaked!")
             log.debug(">> %r", line)
-        blob = line.strip()
-        if blob == b"*":
-            assert self.session is not None
-            log.warning("%r aborted AUTH with '*'", self.session.peer)
-            await self.push("501 5.7.0 Auth aborted")
-            return MISSING
         try:
-            return b64decode(blob, validate=True)
-        except binascii.Error:
-            await self.push("501 5.5.2 Can't decode base64")
+            return sasl.decode_response(line)
+        except SaslFailure as failure:
+            if failure.reply == sasl.ABORTED:
+                assert self.session is not None
+                log.warning("%r aborted AUTH with '*'", self.session.peer)
+            await self.push(failure.reply)
             return MISSING
 
     async def _auth_interact(self, server_message: str) -> Union[_Missing, bytes]:
@@ -245,42 +193,47 @@ class AuthMixin:
         if self._authenticator is not None:
             assert self.session is not None and self.envelope is not None
             result = self._authenticator(self, self.session, self.envelope, mechanism, auth_data)  # type: ignore[arg-type]
-            if isinstance(result, AuthResult) and not result.success and result.handled:
-                # A synchronous authenticator cannot have replied itself; with
-                # aiosmtpd the default handled=True left the client waiting.
-                return AuthResult(success=False, handled=False, message=result.message)
-            return result
+            return sasl.synchronous(result)  # type: ignore[no-any-return]
         assert self._auth_callback is not None
         if self._auth_callback(mechanism, *auth_data):
             return AuthResult(success=True, handled=True, auth_data=auth_data)
         return AuthResult(success=False, handled=False)
 
-    async def _initial_or_challenge(self, args: List[str], challenge: str) -> Union[_Missing, bytes]:
-        """The initial response given with AUTH, else the answer to ``challenge``."""
-        if len(args) == 1:
-            return await self.challenge_auth(challenge)
+    async def _converse(
+        self, mechanism: str, args: List[str], start: Callable[[Optional[bytes]], sasl.Conversation]
+    ) -> AuthResult:
+        """Run one of the engine's mechanisms, challenge by challenge."""
         try:
-            return b64decode(args[1].encode(), validate=True)
-        except binascii.Error:
-            await self.push("501 5.5.2 Can't decode base64")
-            return MISSING
+            conversation = start(sasl.initial_response(args))
+            answer: Optional[bytes] = None
+            while True:
+                challenge = conversation.send(answer)  # type: ignore[arg-type]  # None starts it
+                reply = await self.challenge_auth(challenge)
+                if isinstance(reply, _Missing):
+                    return AuthResult(success=False)
+                answer = reply
+        except StopIteration as done:
+            credentials = done.value
+        except SaslFailure as failure:
+            await self.push(failure.reply)
+            return AuthResult(success=False)
+        result: Any = self._authenticate(mechanism, credentials)
+        if inspect.isawaitable(result):
+            # aiosmtpd took an async authenticator's coroutine object for a
+            # successful login; it is awaited and judged here.
+            result = sasl.synchronous(await result)
+        return result  # type: ignore[no-any-return]
 
     async def auth_PLAIN(self, _: Any, args: List[str]) -> AuthResult:
-        blob = await self._initial_or_challenge(args, "")
-        if isinstance(blob, _Missing):
-            return AuthResult(success=False)
-        parts = blob.split(b"\x00")
-        if len(parts) != 3:
-            await self.push("501 5.5.2 Can't split auth value")
-            return AuthResult(success=False)
-        _authzid, login, password = parts
-        return self._authenticate("PLAIN", LoginPassword(login, password))
+        return await self._converse("PLAIN", args, sasl.plain)
 
     async def auth_LOGIN(self, _: Any, args: List[str]) -> AuthResult:
-        login = await self._initial_or_challenge(args, self.AuthLoginUsernameChallenge)
-        if isinstance(login, _Missing):
-            return AuthResult(success=False)
-        password = await self.challenge_auth(self.AuthLoginPasswordChallenge)
-        if isinstance(password, _Missing):
-            return AuthResult(success=False)
-        return self._authenticate("LOGIN", LoginPassword(login, password))
+        return await self._converse(
+            "LOGIN",
+            args,
+            partial(
+                sasl.login,
+                username_challenge=self.AuthLoginUsernameChallenge,
+                password_challenge=self.AuthLoginPasswordChallenge,
+            ),
+        )

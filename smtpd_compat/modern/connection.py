@@ -23,6 +23,23 @@ _READ_HIGH_WATER = 1 << 20
 _WRITE_FLUSH_AT = 1 << 16
 
 
+class StreamWriterView:
+    """The two things code written for aiosmtpd (its own tests among it) uses
+    of the ``StreamWriter`` its protocol kept as ``_writer``: ``close()``,
+    and ``transport``, which stays readable after the connection is gone.
+    The adapter closes connections through it too."""
+
+    def __init__(self, adapter: "ConnectionAdapter") -> None:
+        self._adapter = adapter
+        #: The connection's latest transport (the TLS one after STARTTLS).
+        self.transport: Optional[asyncio.BaseTransport] = None
+
+    def close(self) -> None:
+        transport = self._adapter.transport
+        if transport is not None:
+            transport.close()
+
+
 class ConnectionAdapter(asyncio.Protocol):
     """Bytes in through a ``Framer``, replies out, one deadline."""
 
@@ -31,7 +48,8 @@ class ConnectionAdapter(asyncio.Protocol):
 
     def __init__(self, loop: asyncio.AbstractEventLoop, command_limit: int, timeout: float) -> None:
         self.loop = loop
-        self.transport: Optional[asyncio.BaseTransport] = None
+        self._writer = StreamWriterView(self)
+        self._transport: Optional[asyncio.BaseTransport] = None
         self._framer = Framer(command_limit)
         self._timeout_duration = timeout
         self._timeout_handle: Optional[asyncio.TimerHandle] = None
@@ -45,11 +63,32 @@ class ConnectionAdapter(asyncio.Protocol):
         self._drain_waiter: Optional["asyncio.Future[None]"] = None
         self._writing_paused = False
 
+    @property
+    def transport(self) -> Optional[asyncio.BaseTransport]:
+        """The connection's transport; None once the connection is lost."""
+        return self._transport
+
+    @transport.setter
+    def transport(self, transport: Optional[asyncio.BaseTransport]) -> None:
+        self._transport = transport
+        if transport is not None:
+            self._writer.transport = transport
+
+    def _closing(self) -> bool:
+        """True once the connection is closing or gone."""
+        transport = self._transport
+        return transport is None or transport.is_closing()
+
     # -- asyncio.Protocol ----------------------------------------------
 
     def data_received(self, data: bytes) -> None:
         framer = self._framer
         framer.feed(data)
+        if framer.in_data and b"\n" in data:
+            # A message line ended: its deadline restarts here, as the framer
+            # may hold the line's end back, or hand out nothing more of a
+            # message it refuses while the client is still sending it.
+            self._reset_timeout()
         waiter = self._input_waiter
         if waiter is not None:
             self._input_waiter = None
@@ -106,11 +145,11 @@ class ConnectionAdapter(asyncio.Protocol):
             data = status.encode("utf-8" if self.enable_SMTPUTF8 else "ascii") + b"\r\n"
         else:
             data = status + b"\r\n"
-        if not self._out and not self._framer.buffered and self.transport is not None:
+        if not self._out and not self._framer.buffered and self._transport is not None:
             # No pipelined input waits behind this reply, so nothing could
             # join it in one segment: send it now.
-            if not self.transport.is_closing():
-                self.transport.write(data)  # type: ignore[attr-defined]
+            if not self._transport.is_closing():
+                self._transport.write(data)  # type: ignore[attr-defined]
             return
         self._out.append(data)
         self._out_size += len(data)
@@ -127,8 +166,8 @@ class ConnectionAdapter(asyncio.Protocol):
         data = b"".join(self._out) if len(self._out) > 1 else self._out[0]
         self._out.clear()
         self._out_size = 0
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.write(data)  # type: ignore[attr-defined]
+        if self._transport is not None and not self._transport.is_closing():
+            self._transport.write(data)  # type: ignore[attr-defined]
 
     async def _drain(self) -> None:
         """Wait while the transport's write buffer is over its high mark."""
@@ -181,5 +220,4 @@ class ConnectionAdapter(asyncio.Protocol):
 
     def _close(self) -> None:
         self._flush()
-        if self.transport is not None:
-            self.transport.close()
+        self._writer.close()

@@ -15,6 +15,7 @@ import ssl
 import sys
 from argparse import ArgumentParser, Namespace
 from contextlib import suppress
+from functools import partial
 from importlib import import_module
 from pathlib import Path
 from types import ModuleType
@@ -226,7 +227,10 @@ def main(args: Optional[Sequence[str]] = None) -> None:
     if ns.debug > 2:
         loop.set_debug(enabled=True)
 
-    controller = UnthreadedController(
+    # Built through functools.partial, as aiosmtpd's main built its server:
+    # aiosmtpd's tests patch ``main.partial`` to stop right there.
+    controller = partial(
+        UnthreadedController,
         ns.handler,
         hostname=ns.host,
         port=ns.port,
@@ -236,7 +240,7 @@ def main(args: Optional[Sequence[str]] = None) -> None:
         enable_SMTPUTF8=ns.smtputf8,
         tls_context=_server_tls_context(ns.tlscert, ns.tlskey),
         require_starttls=ns.requiretls,
-    )
+    )()
     log.debug("Attempting to start server on %s:%s", ns.host, ns.port)
     controller.begin()
     installed = []

@@ -36,7 +36,7 @@ from ..engine.grammar import (
     split_command,
     strip_keyword,
 )
-from . import __version__
+from . import __version__, _get_or_new_eventloop
 from .connection import ConnectionAdapter
 from .auth import (  # AuthResult, AuthenticatorType: importable, as in aiosmtpd
     AuthCallbackType,
@@ -89,16 +89,8 @@ def _default_hostname() -> str:
     return _fqdn
 
 
-def make_loop() -> asyncio.AbstractEventLoop:
-    """The current event loop, or a new one set as current."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", DeprecationWarning)
-            return asyncio.get_event_loop()
-    except (DeprecationWarning, RuntimeError):
-        loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(loop)
-        return loop
+#: The current event loop, or a new one set as current.
+make_loop = _get_or_new_eventloop
 
 
 class TLSSetupException(Exception):
@@ -218,6 +210,14 @@ class SMTP(AuthMixin, ConnectionAdapter):
                 self._auth_methods[mechanism_name(name, method)] = method
         for name in auth_exclude_mechanism or ():
             self._auth_methods.pop(name, None)
+        if log.isEnabledFor(logging.INFO):
+            log.info(
+                "Available AUTH mechanisms: %s",
+                " ".join(
+                    name + "(builtin)" if getattr(method, "__self__", None) is self else name
+                    for name, method in sorted(self._auth_methods.items())
+                ),
+            )
         self._handle_hooks: Dict[str, Any] = bind_prefixed(handler, "handle_")
         ehlo_hook = self._handle_hooks.get("EHLO")
         self._ehlo_hook_ver = None if ehlo_hook is None else ehlo_hook_version(ehlo_hook)
@@ -348,8 +348,8 @@ class SMTP(AuthMixin, ConnectionAdapter):
             raise
         finally:
             self._flush()
-            if self.transport is not None and self._eof:
-                self.transport.close()
+            if self._eof:
+                self._writer.close()
 
     async def _read_proxy_header(self) -> bool:
         """Read and vet a PROXY protocol header; False closes the connection."""
@@ -388,7 +388,7 @@ class SMTP(AuthMixin, ConnectionAdapter):
         bogus_budget = BOGUS_LIMIT
         framer = self._framer
         # Once closing (QUIT, a limit), commands still buffered must not run.
-        while self.transport is not None and not self.transport.is_closing():
+        while not self._closing():
             event = framer.next_event()
             if event is None:
                 if not await self._wait_for_input():
@@ -400,8 +400,11 @@ class SMTP(AuthMixin, ConnectionAdapter):
             if type(event) is not CommandLine:
                 continue  # stray data events cannot happen outside DATA
             line = event.line
+            # aiosmtpd's two records per command, at its levels.
             if log.isEnabledFor(logging.DEBUG):
-                sanitized_log(log.debug, "%r >> %r", self.session.peer, line)
+                sanitized_log(log.debug, "_handle_client readline: %r", line + b"\r\n")
+            if log.isEnabledFor(logging.INFO):
+                sanitized_log(log.info, "%r >> %r", self.session.peer, line)
             try:
                 command, arg = split_command(line, self.enable_SMTPUTF8)
             except BadCommand as error:
@@ -465,7 +468,10 @@ class SMTP(AuthMixin, ConnectionAdapter):
                 status = "451 Requested action aborted: local error in processing"
         except Exception as inner:
             log.exception("%r Exception in handle_exception()", self.session.peer)
-            status = f"500 Error: ({type(inner).__name__}) {printable(str(inner))}"
+            try:
+                status = f"500 Error: ({type(inner).__name__}) {printable(str(inner))}"
+            except Exception:  # its __str__ raises too: still answer the client
+                status = "500 Error: Cannot describe error"
         return status
 
     async def handle_exception(self, error: Exception) -> Optional[str]:
@@ -806,9 +812,10 @@ class SMTP(AuthMixin, ConnectionAdapter):
     async def _receive_data(self) -> Tuple[List[bytes], Optional[DataEnd]]:
         """Collect the raw message after a 354 (DataEnd None: connection gone).
 
-        The idle deadline restarts whenever a line completes, so a slow but
-        steady client is served and a trickling one is not (a per-record
-        deadline, as Postfix's smtpd_per_record_deadline).
+        The idle deadline restarts whenever a line completes (in
+        ``data_received``), so a slow but steady client is served and a
+        trickling one is not (a per-record deadline, as Postfix's
+        smtpd_per_record_deadline).
         """
         framer = self._framer
         framer.start_data(self.data_size_limit, self.line_length_limit)
@@ -821,8 +828,6 @@ class SMTP(AuthMixin, ConnectionAdapter):
                 continue
             if type(event) is DataChunk:
                 chunks.append(event.data)
-                if b"\n" in event.data:
-                    self._reset_timeout()
                 continue
             assert type(event) is DataEnd
             return chunks, event

@@ -16,10 +16,11 @@ from __future__ import annotations
 import asyncio
 import re
 import socket
+import ssl
 import threading
 import time
 import weakref
-from typing import Any, Dict, List, NamedTuple, Optional, Tuple, Type
+from typing import Any, Dict, List, NamedTuple, Tuple, Type
 
 from smtpd_compat import asyncore
 from smtpd_compat.legacy.channel import SMTPChannel
@@ -103,7 +104,7 @@ class ModernFace(Face):
             self._protocols.add(protocol)
             return protocol
 
-        self.server = self.loop.run_until_complete(self.loop.create_server(factory, "127.0.0.1", 0, backlog=1024))
+        self.server = self.loop.run_until_complete(self.loop.create_server(factory, "127.0.0.1", 0))
         self.port = self.server.sockets[0].getsockname()[1]
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self._thread.start()
@@ -162,7 +163,6 @@ class LegacyFace(Face):
                 face.deliver(mailfrom, rcpttos, data if isinstance(data, bytes) else data.encode())
 
         Recorder.channel_class = channel_class
-        Recorder.listen_backlog = 1024
         self.map: Dict[int, Any] = {}
         self.server = Recorder(("127.0.0.1", 0), None, map=self.map, **server_kwargs)
         self.port = self.server.socket.getsockname()[1]
@@ -251,6 +251,11 @@ class Wire:
         self.send(body + b".\r\n")
         return self.reply()
 
+    def starttls(self, context: ssl.SSLContext) -> None:
+        """Switch to TLS (after the server's 220); nothing may be buffered."""
+        assert not self.buf, "plaintext left unread before TLS: %r" % bytes(self.buf)
+        self.sock = context.wrap_socket(self.sock, server_hostname="localhost")
+
     def close(self) -> None:
         self.sock.close()
 
@@ -263,24 +268,3 @@ class Wire:
 
 def codes(replies: List[bytes]) -> List[int]:
     return [int(reply[:3]) for reply in replies]
-
-
-def memory_kib(pid: int) -> Dict[str, int]:
-    """VmRSS and VmHWM (peak RSS) of process ``pid``, in KiB."""
-    values: Dict[str, int] = {}
-    with open("/proc/%d/status" % pid) as status:
-        for line in status:
-            key, _, value = line.partition(":")
-            if key in ("VmRSS", "VmHWM"):
-                values[key] = int(value.split()[0])
-    return values
-
-
-def reset_peak(pid: int) -> Optional[bool]:
-    """Reset the kernel's peak-RSS counter of ``pid`` (Linux >= 4.0)."""
-    try:
-        with open("/proc/%d/clear_refs" % pid, "w") as clear:
-            clear.write("5")
-        return True
-    except OSError:
-        return None

@@ -42,3 +42,9 @@ def face(make_face: MakeFace) -> Face:
 def make_modern() -> Iterator[MakeFace]:
     """For probes of what only the modern face offers (STARTTLS, AUTH, bare_newline)."""
     yield from _factory("modern")
+
+
+@pytest.fixture
+def make_legacy() -> Iterator[MakeFace]:
+    """For what is particular to the legacy face."""
+    yield from _factory("legacy")

@@ -472,3 +472,21 @@ def test_aiosmtplib_login(cert_pair: CertPair) -> None:
                authenticator=authenticator_for(ours, [])) as server:
         asyncio.run(send(server.port))
     assert handler.sessions[0].auth_data == LoginPassword(b"alice", b"secret")
+
+
+def test_async_authenticator_is_awaited_not_taken_for_success() -> None:
+    """aiosmtpd's authenticator is synchronous; given an ``async def`` one it
+    took the coroutine object for a successful login.  We await it."""
+    from smtpd_compat.modern.smtp import AuthResult
+
+    async def authenticator(server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> Any:
+        await asyncio.sleep(0)
+        return AuthResult(success=data.password == b"right", auth_data=data.login)
+
+    with serve(StateRecorder(), auth_require_tls=False, authenticator=authenticator) as server:
+        with smtplib.SMTP("127.0.0.1", server.port, timeout=5) as client:
+            client.ehlo("c")
+            with pytest.raises(smtplib.SMTPAuthenticationError) as refused:
+                client.login("user", "wrong")
+            assert refused.value.smtp_code == 535
+            assert client.login("user", "right")[0] == 235

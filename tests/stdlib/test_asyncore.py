@@ -494,9 +494,8 @@ def test_repr_shapes(impl: ModuleType, channel_map: Dict[int, Any]) -> None:
     listener.create_socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(5)
-    assert re.fullmatch(
-        r"<%s\.dispatcher listening 127\.0\.0\.1:0 at 0x[0-9a-f]+>" % re.escape(impl.__name__), repr(listener)
-    )
+    # Both read "asyncore.dispatcher", ours too: it stands in for the stdlib module.
+    assert re.fullmatch(r"<asyncore\.dispatcher listening 127\.0\.0\.1:0 at 0x[0-9a-f]+>", repr(listener))
     unix_end, unix_peer = socket.socketpair(socket.AF_UNIX)
     with unix_peer:
         channel = impl.dispatcher(unix_end, map=channel_map)

@@ -29,7 +29,7 @@ EXAMPLES = _examples()
 
 
 def test_the_guide_has_examples_for_every_step() -> None:
-    assert len(EXAMPLES) == 4
+    assert len(EXAMPLES) == 5  # steps 1-4, then TLS and AUTH on the legacy server
     assert all(expected for _, expected in EXAMPLES)
 
 
