@@ -18,6 +18,16 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, NamedTuple, Optiona
 
 from smtpd_compat.engine import sasl
 
+from smtpd_compat.engine.starttls import (
+    ALLOWED_BEFORE_STARTTLS,
+    INSECURE,
+    MUST_STARTTLS,
+    NO_TLS,
+    READY_FOR_TLS,
+    SYNTAX,
+    TLS_ACTIVE,
+)
+
 if TYPE_CHECKING:
     import ssl
 
@@ -25,13 +35,6 @@ if TYPE_CHECKING:
 
 __all__ = ["Extensions", "Settings", "settings_of"]
 
-#: What a client may send before STARTTLS when the server requires it.
-ALLOWED_BEFORE_STARTTLS = frozenset({"NOOP", "EHLO", "STARTTLS", "QUIT"})
-MUST_STARTTLS = "530 Must issue a STARTTLS command first"
-INSECURE = "554 Command refused due to lack of security"
-READY_FOR_TLS = "220 Ready to start TLS"
-TLS_ACTIVE = "503 5.5.1 Error: TLS already active"
-NO_TLS = "454 TLS not available"
 
 
 class Settings(NamedTuple):
@@ -144,7 +147,7 @@ class Extensions:
     def smtp_STARTTLS(self, arg: Optional[str]) -> None:
         channel = self.channel
         if arg:
-            channel.push("501 Syntax: STARTTLS")
+            channel.push(SYNTAX)
             return
         if self.settings.tls_context is None:
             channel.push(NO_TLS)

@@ -28,6 +28,8 @@ from ..engine.framing import (
     normalize_newlines,
     unstuff,
 )
+from ..engine import starttls
+from ..engine.starttls import ALLOWED_BEFORE_STARTTLS as ALLOWED_BEFORE_STARTTLS  # aiosmtpd name
 from ..engine.grammar import (
     BadCommand,
     get_address,
@@ -74,7 +76,6 @@ __ident__ = f"Python SMTP {__version__}"
 DATA_SIZE_DEFAULT = 2**25
 CALL_LIMIT_DEFAULT = 20
 BOGUS_LIMIT = 5
-ALLOWED_BEFORE_STARTTLS = {"NOOP", "EHLO", "STARTTLS", "QUIT"}
 
 
 _fqdn: Optional[str] = None
@@ -417,10 +418,10 @@ class SMTP(AuthMixin, ConnectionAdapter):
                 await self.push("500 Command line too long")
                 continue
             if not self._tls_handshake_okay and command != "QUIT":
-                await self.push("554 Command refused due to lack of security")
+                await self.push(starttls.INSECURE)
                 continue
             if self.require_starttls and not self._tls_active and command not in self.allowed_before_starttls:
-                await self.push("530 Must issue a STARTTLS command first")
+                await self.push(starttls.MUST_STARTTLS)
                 continue
             if self._enforce_call_limit:
                 budget = call_limit[command]
@@ -615,16 +616,16 @@ class SMTP(AuthMixin, ConnectionAdapter):
     @syntax("STARTTLS", when="tls_context")
     async def smtp_STARTTLS(self, arg: Optional[str]) -> None:
         if arg:
-            await self.push("501 Syntax: STARTTLS")
+            await self.push(starttls.SYNTAX)
             return
         if not self.tls_context:
-            await self.push("454 TLS not available")
+            await self.push(starttls.NO_TLS)
             return
         if self._tls_active:
             # aiosmtpd negotiated TLS again inside TLS; RFC 3207 forbids it.
-            await self.push("503 5.5.1 Error: TLS already active")
+            await self.push(starttls.TLS_ACTIVE)
             return
-        await self.push("220 Ready to start TLS")
+        await self.push(starttls.READY_FOR_TLS)
         self._flush()
         # Whatever the client pipelined behind STARTTLS was sent in the
         # clear: it must never run as if it came over TLS (CVE-2024-34083).
