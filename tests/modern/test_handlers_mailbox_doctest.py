@@ -16,6 +16,7 @@ import pytest
 from smtpd_compat.modern.controller import get_localhost
 
 from ._periphery import connection_refused
+from tests._peer_suites import machine_wide_lock
 
 MAILBOX_EXAMPLE = '''
     >>> import os
@@ -84,6 +85,13 @@ We open up the mailbox again, and all three messages are waiting for us.
 
 
 def test_mailbox_example_runs_verbatim() -> None:
+    # aiosmtpd's own suite (test_peer_aiosmtpd_suite) also wants port 8025,
+    # maybe in a parallel tox environment.
+    with machine_wide_lock("port-8025"):
+        run_mailbox_example()
+
+
+def run_mailbox_example() -> None:
     localhost = get_localhost()
     if not connection_refused(localhost, 8025):
         pytest.skip("the example needs port 8025, which is in use")

@@ -15,6 +15,8 @@ MODULES = [
     "smtpd_compat.modern.lmtp",
     "smtpd_compat.modern.proxy_protocol",
     "smtpd_compat.modern.main",
+    "smtpd_compat.modern.testing.helpers",
+    "smtpd_compat.modern.testing.statuscodes",
 ]
 
 # Import everything, then list modules that came from outside the stdlib

@@ -1,0 +1,62 @@
+"""CPython 3.11's own Lib/test/test_asyncore.py and test_asynchat.py, run
+against smtpd_compat.asyncore and smtpd_compat.asynchat.
+
+The two files are read from a Python 3.11 installation (this interpreter's,
+or a ``python3.11`` on PATH), copied with their module imports pointed at this
+package, and run with unittest in a child process.  They need the
+``test.support`` of Python 3.11 or later, so 3.9 and 3.10 skip; 3.12 and 3.13,
+whose stdlib no longer has asyncore, run them too.  Nothing is left out.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+import pytest
+
+from tests._peer_suites import copy_rewritten, run_python, tail
+
+SUITES = ("test_asyncore", "test_asynchat")
+
+
+def python311_test_dir() -> Path:
+    if sys.version_info[:2] == (3, 11):
+        stdlib = sysconfig.get_paths()["stdlib"]
+    else:
+        python311 = shutil.which("python3.11")
+        if python311 is None:
+            pytest.skip("no Python 3.11 to take test_asyncore.py and test_asynchat.py from")
+        stdlib = subprocess.run(
+            [python311, "-c", "import sysconfig; print(sysconfig.get_paths()['stdlib'])"],
+            stdout=subprocess.PIPE, text=True, check=True,
+        ).stdout.strip()
+    test_dir = Path(stdlib) / "test"
+    if not all((test_dir / (name + ".py")).exists() for name in SUITES):
+        pytest.skip("Python 3.11's test package is not installed")
+    return test_dir
+
+
+def rewrite_imports(source: str) -> str:
+    # The 3.11 files import the modules through test.support, by name.
+    return re.sub(r"import_deprecated\((['\"])(asyncore|asynchat)\1\)", r"import_deprecated('smtpd_compat.\2')", source)
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="the 3.11 test files need test.support from 3.11 or later")
+def test_cpython_asyncore_and_asynchat_suites_pass(tmp_path: Path) -> None:
+    pytest.importorskip("test.support")
+    test_dir = python311_test_dir()
+    for name in SUITES:
+        target = tmp_path / (name + ".py")
+        copy_rewritten(test_dir / (name + ".py"), target, rewrite_imports)
+        assert "smtpd_compat." in target.read_text(), "the import to rewrite was not found in %s" % name
+    result = run_python(["-m", "unittest", *SUITES], cwd=tmp_path, timeout=300)
+    assert result.returncode == 0, tail(result.stdout)
+    ran = re.search(r"^Ran (\d+) tests", result.stdout, re.MULTILINE)
+    # 126 with 8 skipped (AF_UNIX cases that do not apply) on Linux.
+    assert ran is not None and int(ran.group(1)) >= 120, tail(result.stdout)
+    assert re.search(r"^OK\b", result.stdout, re.MULTILINE), tail(result.stdout)
