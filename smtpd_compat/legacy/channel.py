@@ -474,6 +474,19 @@ class SMTPChannel(FramedChat):
             return
         self.push("252 Cannot VRFY user, but will accept message and attempt delivery")
 
+    def _syntax_error(self, usage: str) -> str:
+        return "501 Syntax: " + usage + (" [SP <mail-parameters>]" if self.extended_smtp else "")
+
+    def _path_argument(self, keyword: str, arg: Optional[str], syntaxerr: str) -> Optional[Tuple[str, str]]:
+        """stdlib's checks shared by MAIL and RCPT: ``(address, rest)``, or
+        None after answering ``syntaxerr``."""
+        if arg is not None:
+            address, rest = self._getaddr(self._strip_command_keyword(keyword, arg))
+            if address and (self.extended_smtp or not rest):
+                return address, rest or ""
+        self.push(syntaxerr)
+        return None
+
     def smtp_MAIL(self, arg: Optional[str]) -> None:
         if not self.seen_greeting:
             self.push("503 Error: send HELO first")
@@ -481,24 +494,15 @@ class SMTPChannel(FramedChat):
         if self._auth_needed():
             return
         debug("===> MAIL", arg)
-        syntaxerr = "501 Syntax: MAIL FROM: <address>"
-        if self.extended_smtp:
-            syntaxerr += " [SP <mail-parameters>]"
-        if arg is None:
-            self.push(syntaxerr)
+        syntaxerr = self._syntax_error("MAIL FROM: <address>")
+        path = self._path_argument("FROM:", arg, syntaxerr)
+        if path is None:
             return
-        arg = self._strip_command_keyword("FROM:", arg)
-        address, rest = self._getaddr(arg)
-        if not address:
-            self.push(syntaxerr)
-            return
-        if not self.extended_smtp and rest:
-            self.push(syntaxerr)
-            return
+        address, rest = path
         if self.mailfrom:
             self.push("503 Error: nested MAIL command")
             return
-        self.mail_options = (rest or "").upper().split()
+        self.mail_options = rest.upper().split()
         params = self._getparams(self.mail_options)
         if params is None:
             self.push(syntaxerr)
@@ -546,21 +550,12 @@ class SMTPChannel(FramedChat):
         if not self.mailfrom:
             self.push("503 Error: need MAIL command")
             return
-        syntaxerr = "501 Syntax: RCPT TO: <address>"
-        if self.extended_smtp:
-            syntaxerr += " [SP <mail-parameters>]"
-        if arg is None:
-            self.push(syntaxerr)
+        syntaxerr = self._syntax_error("RCPT TO: <address>")
+        path = self._path_argument("TO:", arg, syntaxerr)
+        if path is None:
             return
-        arg = self._strip_command_keyword("TO:", arg)
-        address, rest = self._getaddr(arg)
-        if not address:
-            self.push(syntaxerr)
-            return
-        if not self.extended_smtp and rest:
-            self.push(syntaxerr)
-            return
-        self.rcpt_options = (rest or "").upper().split()
+        address, rest = path
+        self.rcpt_options = rest.upper().split()
         params = self._getparams(self.rcpt_options)
         if params is None:
             self.push(syntaxerr)
