@@ -80,12 +80,14 @@ class AuthMixin:
     hostname: str
     session: Optional[Session]
     envelope: Optional[Envelope]
-    _auth_methods: Dict[str, Any]
     _auth_require_tls: bool
     _authenticator: Optional[AuthenticatorType]
     _auth_callback: Optional[AuthCallbackType]
 
     if TYPE_CHECKING:
+
+        @property
+        def _auth_methods(self) -> Dict[str, Any]: ...
 
         async def push(self, status: Union[str, bytes]) -> None: ...
         async def _readline(self) -> Optional[bytes]: ...

@@ -11,10 +11,12 @@ import inspect
 import weakref
 from typing import Any, Callable, Dict, Tuple
 
-__all__ = ["bind_prefixed", "ehlo_hook_version", "syntax"]
+__all__ = ["bind_prefixed", "class_functions", "ehlo_hook_version", "syntax"]
 
 # (class, prefix) -> (shape of the class's MRO when computed, names).
 _names_cache: Dict[Tuple[type, str], Tuple[Tuple[int, ...], Tuple[str, ...]]] = {}
+# (class, prefix) -> (the names tuple it was built from, table).
+_tables: Dict[Tuple[type, str], Tuple[Tuple[str, ...], Dict[str, Any]]] = {}
 _method_arity: "weakref.WeakKeyDictionary[Any, int]" = weakref.WeakKeyDictionary()
 
 
@@ -30,6 +32,23 @@ def _prefixed_names(cls: type, prefix: str) -> Tuple[str, ...]:
     names = tuple(name for name in dir(cls) if name.startswith(prefix))
     _names_cache[key] = (shape, names)
     return names
+
+
+def class_functions(cls: type, prefix: str) -> Dict[str, Any]:
+    """``{name-without-prefix: function}`` for ``cls``'s callables named with
+    ``prefix``: a table shared by every instance, so a connection carries no
+    dict of bound methods (1.6 KiB each for the 15 SMTP commands)."""
+    names = _prefixed_names(cls, prefix)
+    cached = _tables.get((cls, prefix))
+    if cached is not None and cached[0] is names:
+        return cached[1]
+    table = {}
+    for name in names:
+        value = getattr(cls, name, None)
+        if callable(value):
+            table[name[len(prefix):]] = value
+    _tables[(cls, prefix)] = (names, table)
+    return table
 
 
 def bind_prefixed(obj: Any, prefix: str, instance_too: bool = True) -> Dict[str, Any]:

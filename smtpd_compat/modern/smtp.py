@@ -51,7 +51,7 @@ from .auth import (  # AuthResult, AuthenticatorType: importable, as in aiosmtpd
     login_always_fail,
     mechanism_name,
 )
-from .hooks import bind_prefixed, ehlo_hook_version, syntax
+from .hooks import bind_prefixed, class_functions, ehlo_hook_version, syntax
 from .session import MISSING, Envelope, Session, _Missing
 
 __all__ = [
@@ -203,14 +203,10 @@ class SMTP(AuthMixin, ConnectionAdapter):
         else:
             self._authenticator = None
             self._auth_callback = auth_callback or login_always_fail
-        self._auth_methods: Dict[str, Any] = {}
-        # The server's own commands and mechanisms are methods of its class;
-        # a handler's hooks may also be set on the instance.
-        for owner, instance_too in ((self, False), (handler, True)):
-            for name, method in bind_prefixed(owner, "auth_", instance_too).items():
-                self._auth_methods[mechanism_name(name, method)] = method
-        for name in auth_exclude_mechanism or ():
-            self._auth_methods.pop(name, None)
+        # Found when first needed (EHLO over TLS, AUTH): most connections
+        # never ask, and the table costs memory per connection.
+        self._auth_exclude = tuple(auth_exclude_mechanism or ())
+        self._auth_methods_found: Optional[Dict[str, Any]] = None
         if log.isEnabledFor(logging.INFO):
             log.info(
                 "Available AUTH mechanisms: %s",
@@ -228,7 +224,6 @@ class SMTP(AuthMixin, ConnectionAdapter):
                 "support for the 4-argument handle_EHLO() hook will be removed in version 2.0",
                 DeprecationWarning,
             )
-        self._smtp_methods: Dict[str, Any] = bind_prefixed(self, "smtp_", instance_too=False)
         self._call_limit_base: Dict[str, int] = {}
         self._call_limit_default = CALL_LIMIT_DEFAULT
         if command_call_limit is None:
@@ -259,6 +254,33 @@ class SMTP(AuthMixin, ConnectionAdapter):
 
     def _set_rset_state(self) -> None:
         self._set_post_data_state()
+
+    @property
+    def _auth_methods(self) -> Dict[str, Any]:
+        """AUTH mechanism name -> bound method; a handler's override the
+        built-in ones, then ``auth_exclude_mechanism`` removes names."""
+        methods = self._auth_methods_found
+        if methods is None:
+            methods = {}
+            # The server's mechanisms are methods of its class; a handler's
+            # may also be set on the instance.
+            for owner, instance_too in ((self, False), (self.event_handler, True)):
+                for name, method in bind_prefixed(owner, "auth_", instance_too).items():
+                    methods[mechanism_name(name, method)] = method
+            for name in self._auth_exclude:
+                methods.pop(name, None)
+            self._auth_methods_found = methods
+        return methods
+
+    @_auth_methods.setter
+    def _auth_methods(self, methods: Dict[str, Any]) -> None:
+        self._auth_methods_found = methods
+
+    @property
+    def _smtp_methods(self) -> Dict[str, Any]:
+        """aiosmtpd's verb -> bound ``smtp_*`` method table, made on demand;
+        dispatch uses the per-class table of functions instead."""
+        return bind_prefixed(self, "smtp_", instance_too=False)
 
     @property
     def max_command_size_limit(self) -> int:
@@ -383,9 +405,10 @@ class SMTP(AuthMixin, ConnectionAdapter):
 
     async def _command_loop(self) -> None:
         assert self.session is not None
-        call_limit: Dict[str, int] = collections.defaultdict(
-            lambda: self._call_limit_default, self._call_limit_base
-        )
+        call_limit: Optional[Dict[str, int]] = None
+        if self._enforce_call_limit:
+            call_limit = collections.defaultdict(lambda: self._call_limit_default, self._call_limit_base)
+        commands = class_functions(type(self), "smtp_")
         bogus_budget = BOGUS_LIMIT
         framer = self._framer
         # Once closing (QUIT, a limit), commands still buffered must not run.
@@ -423,7 +446,7 @@ class SMTP(AuthMixin, ConnectionAdapter):
             if self.require_starttls and not self._tls_active and command not in self.allowed_before_starttls:
                 await self.push(starttls.MUST_STARTTLS)
                 continue
-            if self._enforce_call_limit:
+            if call_limit is not None:
                 budget = call_limit[command]
                 if budget < 1:
                     log.warning("%r over limit for %s", self.session.peer, command)
@@ -431,7 +454,7 @@ class SMTP(AuthMixin, ConnectionAdapter):
                     self._close()
                     return
                 call_limit[command] = budget - 1
-            method = self._smtp_methods.get(command)
+            method = commands.get(command)
             if method is None:
                 log.warning("%r unrecognised: %s", self.session.peer, printable(command))
                 bogus_budget -= 1
@@ -443,7 +466,7 @@ class SMTP(AuthMixin, ConnectionAdapter):
                 continue
             self._reset_timeout()
             try:
-                await method(arg)
+                await method(self, arg)
             except asyncio.CancelledError:
                 raise
             except ConnectionResetError:
