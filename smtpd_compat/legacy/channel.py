@@ -23,7 +23,7 @@ from smtpd_compat.engine.grammar import BadCommand, get_address, parse_params, p
 from smtpd_compat.legacy import bridge
 from smtpd_compat.legacy.extensions import Extensions, settings_of
 from smtpd_compat.legacy.framed import DATA_TERMINATOR, LINE_TERMINATOR, FramedChat
-from smtpd_compat.legacy.names import DATA_SIZE_DEFAULT, debug, debugging, package
+from smtpd_compat.legacy.names import DATA_SIZE_DEFAULT, check_data_options, debug, debugging, package
 
 __all__ = ["SMTPChannel"]
 
@@ -99,8 +99,7 @@ class SMTPChannel(FramedChat):
         self.data_size_limit = data_size_limit
         self.enable_SMTPUTF8 = enable_SMTPUTF8
         self._decode_data = decode_data
-        if enable_SMTPUTF8 and decode_data:
-            raise ValueError("decode_data and enable_SMTPUTF8 cannot be set to True at the same time")
+        check_data_options(enable_SMTPUTF8, decode_data)
         self._emptystring: Text
         self._linesep: Text
         self._newline: Text

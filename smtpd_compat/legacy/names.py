@@ -62,3 +62,9 @@ def debug(*values: Any) -> None:
     stream = package().DEBUGSTREAM
     if type(stream) is not Devnull:
         print(*values, file=stream)
+
+
+def check_data_options(enable_SMTPUTF8: bool, decode_data: bool) -> None:
+    """stdlib's refusal of the one contradictory option pair (both classes)."""
+    if enable_SMTPUTF8 and decode_data:
+        raise ValueError("decode_data and enable_SMTPUTF8 cannot be set to True at the same time")

@@ -10,7 +10,7 @@ from smtpd_compat import asyncore
 from smtpd_compat.asyncore import SocketMap
 from smtpd_compat.legacy import bridge
 from smtpd_compat.legacy.channel import SMTPChannel
-from smtpd_compat.legacy.names import DATA_SIZE_DEFAULT, debug, package
+from smtpd_compat.legacy.names import DATA_SIZE_DEFAULT, check_data_options, debug, package
 
 if TYPE_CHECKING:
     import ssl
@@ -89,8 +89,7 @@ class SMTPServer(asyncore.dispatcher):
         self.data_size_limit = data_size_limit
         self.enable_SMTPUTF8 = enable_SMTPUTF8
         self._decode_data = decode_data
-        if enable_SMTPUTF8 and decode_data:
-            raise ValueError("decode_data and enable_SMTPUTF8 cannot be set to True at the same time")
+        check_data_options(enable_SMTPUTF8, decode_data)
         asyncore.dispatcher.__init__(self, map=map)
         if localaddr is None:
             return
