@@ -27,6 +27,7 @@ from typing import NamedTuple, Optional, Union
 
 __all__ = [
     "BARE_NEWLINE_POLICIES",
+    "BARE_NEWLINE_REFUSAL",
     "CommandLine",
     "CommandTooLong",
     "DataChunk",
@@ -85,6 +86,8 @@ Event = Union[CommandLine, CommandTooLong, DataChunk, DataEnd]
 #: Postfix's smtpd_forbid_bare_newline): keep it as sent, turn it into
 #: CRLF, or refuse the message.
 BARE_NEWLINE_POLICIES = ("accept", "normalize", "reject")
+#: The reply refusing a message under the "reject" policy (both faces).
+BARE_NEWLINE_REFUSAL = "550 5.5.2 Error: bare <CR> or <LF> received"
 _ANY_NEWLINE = re.compile(rb"\r\n|\r|\n")
 
 

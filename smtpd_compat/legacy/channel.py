@@ -18,7 +18,13 @@ from typing import Any, Callable, DefaultDict, Dict, List, Optional, Tuple, Unio
 
 from smtpd_compat import asynchat
 from smtpd_compat.asyncore import SocketMap
-from smtpd_compat.engine.framing import unstuff
+from smtpd_compat.engine.framing import (
+    BARE_NEWLINE_POLICIES,
+    BARE_NEWLINE_REFUSAL,
+    DataEnd,
+    normalize_newlines,
+    unstuff,
+)
 from smtpd_compat.engine.grammar import BadCommand, get_address, parse_params, printable, split_command, strip_keyword
 from smtpd_compat.legacy import bridge
 from smtpd_compat.legacy.extensions import Extensions, settings_of
@@ -62,6 +68,11 @@ class SMTPChannel(FramedChat):
     command_size_limits: DefaultDict[str, int] = collections.defaultdict(
         lambda x=command_size_limit: x  # type: ignore[misc]
     )
+
+    #: A bare CR or LF inside message content: "accept" (stdlib's behaviour,
+    #: the default), "normalize" (made CRLF before processing) or "reject"
+    #: (550, nothing delivered), as the modern face's ``SMTP.bare_newline``.
+    bare_newline = "accept"
 
     # Set by smtp_MAIL / smtp_RCPT, as in the stdlib (not before).
     mail_options: List[str]
@@ -228,6 +239,23 @@ class SMTPChannel(FramedChat):
         if self._utf8 is None:
             self._utf8 = codecs.getincrementaldecoder("utf-8")("surrogateescape")
         return self._utf8
+
+    def data_ended(self, end: DataEnd) -> None:
+        if end.bare_newline and not end.too_large and self.bare_newline != "accept":
+            if self.bare_newline not in BARE_NEWLINE_POLICIES:
+                raise ValueError(f"bare_newline must be one of {BARE_NEWLINE_POLICIES}")
+            if self.bare_newline == "reject":
+                self.received_lines = []
+                self._set_post_data_state()
+                self.push(BARE_NEWLINE_REFUSAL)
+                return
+            content = self._emptystring.join(self.received_lines)
+            if isinstance(content, str):
+                raw = content.encode("utf-8", "surrogateescape")
+                self.received_lines = [normalize_newlines(raw).decode("utf-8", "surrogateescape")]
+            else:
+                self.received_lines = [normalize_newlines(content)]
+        self.found_terminator()
 
     def found_terminator(self) -> None:
         if self._decode_data:

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, List, Optional
 
 from smtpd_compat import asynchat, asyncore
 from smtpd_compat.asyncore import SocketMap
-from smtpd_compat.engine.framing import CommandLine, CommandTooLong, DataChunk, Event, Framer
+from smtpd_compat.engine.framing import CommandLine, CommandTooLong, DataChunk, DataEnd, Event, Framer
 
 if TYPE_CHECKING:
     import ssl
@@ -193,7 +193,12 @@ class FramedChat(asynchat.async_chat):
             self.found_terminator()
         else:  # DataEnd: the held-back bytes were the last line's CRLF
             self._data_tail = b""
-            self.found_terminator()
+            self.data_ended(event)
+
+    def data_ended(self, end: DataEnd) -> None:
+        """The message is complete; a subclass may vet it before
+        ``found_terminator()`` processes it."""
+        self.found_terminator()
 
     def _collect_content(self, data: bytes) -> None:
         tail = self._data_tail

@@ -21,6 +21,7 @@ from typing import AbstractSet, Any, Dict, Iterable, List, MutableMapping, Optio
 
 from ..engine.framing import (
     BARE_NEWLINE_POLICIES,
+    BARE_NEWLINE_REFUSAL,
     CommandLine,
     CommandTooLong,
     DataChunk,
@@ -919,7 +920,7 @@ class SMTP(AuthMixin, ConnectionAdapter):
             if self.bare_newline not in BARE_NEWLINE_POLICIES:
                 raise ValueError(f"bare_newline must be one of {BARE_NEWLINE_POLICIES}")
             if self.bare_newline == "reject":
-                return "550 5.5.2 Error: bare <CR> or <LF> received"
+                return BARE_NEWLINE_REFUSAL
         return None
 
     async def _deliver(self) -> Any:

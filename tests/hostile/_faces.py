@@ -153,10 +153,12 @@ class ControllerFace(Face):
 class LegacyFace(Face):
     name = "legacy"
 
-    def __init__(self, timeout: float = 300, **server_kwargs: Any) -> None:
+    def __init__(self, timeout: float = 300, bare_newline: str = "accept", **server_kwargs: Any) -> None:
         super().__init__()
         face = self
-        channel_class = type("HostileChannel", (SMTPChannel,), {"idle_timeout": timeout})
+        channel_class = type(
+            "HostileChannel", (SMTPChannel,), {"idle_timeout": timeout, "bare_newline": bare_newline}
+        )
 
         class Recorder(SMTPServer):
             def process_message(self, peer: Any, mailfrom: str, rcpttos: List[str], data: Any, **kwargs: Any) -> None:

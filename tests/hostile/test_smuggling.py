@@ -124,6 +124,27 @@ def test_policy_applies_to_bare_newlines_anywhere_in_the_message(make_modern: Ma
         assert face.wait_for(1)[0].content == LINES + b"a\r\nb\r\n" + LINES
 
 
+@pytest.mark.parametrize("policy", ["accept", "normalize", "reject"])
+def test_legacy_face_has_the_same_bare_newline_policies(make_legacy: MakeFace, policy: str) -> None:
+    """Same setting on SMTPChannel; the legacy face hands process_message
+    "\n"-separated lines, as stdlib smtpd did."""
+    face = make_legacy(bare_newline=policy)
+    with Wire(face.port) as wire:
+        wire.cmd(b"HELO c")
+        reply = wire.transaction(LINES + b"a\rb\nc\r\n" + LINES)
+        assert wire.cmd(b"NOOP") == b"250 OK\r\n"
+    plain = (b"x" * 98 + b"\n") * 2000
+    if policy == "reject":
+        assert reply == b"550 5.5.2 Error: bare <CR> or <LF> received\r\n"
+        assert face.deliveries == []
+    elif policy == "normalize":
+        assert reply == b"250 OK\r\n"
+        assert face.wait_for(1)[0].content == plain + b"a\nb\nc\n" + plain[:-1]
+    else:
+        assert reply == b"250 OK\r\n"
+        assert face.wait_for(1)[0].content == plain + b"a\rb\nc\n" + plain[:-1]
+
+
 def test_data_followed_at_once_by_the_end_marker_gets_an_answer(face: Face) -> None:
     with Wire(face.port) as wire:
         wire.send(b"HELO c\r\nMAIL FROM:<a@x.test>\r\nRCPT TO:<b@x.test>\r\nDATA\r\n.\r\nNOOP\r\n")
