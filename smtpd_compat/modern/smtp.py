@@ -313,7 +313,20 @@ class SMTP(AuthMixin, ConnectionAdapter):
             self.session.ssl = _ssl_info(transport)
         log.info("Peer: %r", self.session.peer)
         self._reset_timeout()
+        if self._proxy_timeout is None and type(self).push is SMTP.push:
+            # Greet now rather than from the task's first step: asyncio has
+            # already spent two loop passes since accept(), and clients that
+            # connect one at a time wait for this line.
+            self._queue(self._greeting())
+            self._greeting_sent = True
         self._handler_coroutine = self.loop.create_task(self._handle_client())
+
+    def _greeting(self) -> str:
+        return f"220 {self.hostname} {self.__ident__}"
+
+    async def _greet(self) -> None:
+        await self.push(self._greeting())
+        self._greeting_sent = True
 
     def eof_received(self) -> Optional[bool]:
         assert self.session is not None
@@ -362,10 +375,10 @@ class SMTP(AuthMixin, ConnectionAdapter):
         assert self.session is not None
         log.info("%r handling connection", self.session.peer)
         try:
-            if self._proxy_timeout is not None and not await self._read_proxy_header():
-                return
-            await self.push(f"220 {self.hostname} {self.__ident__}")
-            self._greeting_sent = True
+            if not self._greeting_sent:
+                if self._proxy_timeout is not None and not await self._read_proxy_header():
+                    return
+                await self._greet()
             await self._command_loop()
         except asyncio.CancelledError:
             log.info("%r Connection lost during _handle_client()", self.session.peer)
