@@ -89,3 +89,30 @@ def connection_refused(host: str, port: int) -> bool:
             return False
     except ConnectionRefusedError:
         return True
+
+
+def ehlo_in_last_handshake_flight(sock: socket.socket, context: ssl.SSLContext) -> bytes:
+    """Run the client side of a TLS handshake on ``sock`` in memory, send
+    EHLO in the same segment as the handshake's last flight, and return the
+    server's decrypted reply: a server that reads TLS data before its
+    handshake completes must still answer it."""
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = context.wrap_bio(incoming, outgoing, server_hostname="localhost")
+    while True:
+        try:
+            tls.do_handshake()
+            break
+        except ssl.SSLWantReadError:
+            sock.sendall(outgoing.read())
+            incoming.write(sock.recv(65536))
+    tls.write(b"EHLO c.test\r\n")
+    sock.sendall(outgoing.read())  # client Finished + EHLO in one segment
+    reply = b""
+    while not reply.endswith(b"250 HELP\r\n"):
+        try:
+            reply += tls.read(65536)
+        except ssl.SSLWantReadError:
+            data = sock.recv(65536)
+            assert data, "server closed instead of answering EHLO: %r" % reply
+            incoming.write(data)
+    return reply

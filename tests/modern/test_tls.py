@@ -16,7 +16,7 @@ from smtpd_compat.modern.controller import Controller
 from smtpd_compat.modern.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session, TLSSetupException
 
 from ._extensions import CRLF, HANDSHAKE, Dialog, HookRecorder, replies_of_both, run_dialog, serve
-from ._periphery import CertPair, cert_pair  # noqa: F401  (fixture)
+from ._periphery import CertPair, cert_pair, ehlo_in_last_handshake_flight  # noqa: F401  (fixture)
 from ._servers import free_port
 
 MESSAGE = b"Subject: tls\r\n\r\nover TLS\r\n"
@@ -77,25 +77,7 @@ def test_client_data_in_the_segment_that_ends_the_handshake_is_kept(cert_pair: C
     with serve(HookRecorder(), tls_context=cert_pair.server_context()) as server, Dialog(server.port) as dialog:
         dialog.cmd(b"EHLO c.test")
         assert dialog.cmd(b"STARTTLS") == b"220 Ready to start TLS\r\n"
-        incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
-        tls = cert_pair.client_context().wrap_bio(incoming, outgoing, server_hostname="localhost")
-        while True:
-            try:
-                tls.do_handshake()
-                break
-            except ssl.SSLWantReadError:
-                dialog.send(outgoing.read())
-                incoming.write(dialog.sock.recv(65536))
-        tls.write(b"EHLO c.test\r\n")
-        dialog.send(outgoing.read())  # client Finished + EHLO in one segment
-        reply = b""
-        while not reply.endswith(b"250 HELP\r\n"):
-            try:
-                reply += tls.read(65536)
-            except ssl.SSLWantReadError:
-                data = dialog.sock.recv(65536)
-                assert data, "server closed instead of answering EHLO: %r" % reply
-                incoming.write(data)
+        reply = ehlo_in_last_handshake_flight(dialog.sock, cert_pair.client_context())
         assert reply.startswith(b"250-mx.test\r\n")
 
 

@@ -9,7 +9,6 @@ import asyncio
 import shutil
 import signal
 import smtplib
-import ssl
 import subprocess
 from base64 import b64encode
 from typing import Any, List
@@ -19,7 +18,7 @@ import pytest
 from smtpd_compat.engine.sasl import LoginPassword
 from smtpd_compat.modern.controller import Controller
 from tests.modern._extensions import Dialog
-from tests.modern._periphery import CertPair, cert_pair  # noqa: F401  (fixture)
+from tests.modern._periphery import CertPair, cert_pair, ehlo_in_last_handshake_flight  # noqa: F401  (fixture)
 from tests.stdlib._legacy_extensions import (
     FQDN,
     HANDSHAKE,
@@ -157,25 +156,7 @@ def test_client_data_in_the_segment_that_ends_the_handshake_is_kept(cert_pair: C
     with legacy(tls_context=cert_pair.server_context()) as loop, Dialog(loop.port) as dialog:
         dialog.cmd(b"EHLO c.test")
         assert dialog.cmd(b"STARTTLS") == b"220 Ready to start TLS\r\n"
-        incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
-        tls = cert_pair.client_context().wrap_bio(incoming, outgoing, server_hostname="localhost")
-        while True:
-            try:
-                tls.do_handshake()
-                break
-            except ssl.SSLWantReadError:
-                dialog.send(outgoing.read())
-                incoming.write(dialog.sock.recv(65536))
-        tls.write(b"EHLO c.test\r\n")
-        dialog.send(outgoing.read())  # client Finished and EHLO in one segment
-        reply = b""
-        while not reply.endswith(b"250 HELP\r\n"):
-            try:
-                reply += tls.read(65536)
-            except ssl.SSLWantReadError:
-                data = dialog.sock.recv(65536)
-                assert data, "closed instead of answering EHLO: %r" % reply
-                incoming.write(data)
+        reply = ehlo_in_last_handshake_flight(dialog.sock, cert_pair.client_context())
     assert reply.startswith(b"250-%s\r\n" % FQDN.encode())
 
 
