@@ -34,6 +34,7 @@ __all__ = [
     "DataEnd",
     "Event",
     "Framer",
+    "bare_newline_action",
     "normalize_newlines",
     "unstuff",
 ]
@@ -89,6 +90,16 @@ BARE_NEWLINE_POLICIES = ("accept", "normalize", "reject")
 #: The reply refusing a message under the "reject" policy (both faces).
 BARE_NEWLINE_REFUSAL = "550 5.5.2 Error: bare <CR> or <LF> received"
 _ANY_NEWLINE = re.compile(rb"\r\n|\r|\n")
+
+
+def bare_newline_action(policy: str, end: DataEnd) -> str:
+    """What ``policy`` makes of the message ``end`` closes: "accept" when it
+    holds no bare CR/LF (or is refused for its size anyway), else ``policy``."""
+    if policy not in BARE_NEWLINE_POLICIES:
+        raise ValueError(f"bare_newline must be one of {BARE_NEWLINE_POLICIES}")
+    if end.bare_newline and not end.too_large:
+        return policy
+    return "accept"
 
 
 def normalize_newlines(content: bytes) -> bytes:

@@ -19,9 +19,9 @@ from typing import Any, Callable, DefaultDict, Dict, List, Optional, Tuple, Unio
 from smtpd_compat import asynchat
 from smtpd_compat.asyncore import SocketMap
 from smtpd_compat.engine.framing import (
-    BARE_NEWLINE_POLICIES,
     BARE_NEWLINE_REFUSAL,
     DataEnd,
+    bare_newline_action,
     normalize_newlines,
     unstuff,
 )
@@ -241,14 +241,13 @@ class SMTPChannel(FramedChat):
         return self._utf8
 
     def data_ended(self, end: DataEnd) -> None:
-        if end.bare_newline and not end.too_large and self.bare_newline != "accept":
-            if self.bare_newline not in BARE_NEWLINE_POLICIES:
-                raise ValueError(f"bare_newline must be one of {BARE_NEWLINE_POLICIES}")
-            if self.bare_newline == "reject":
-                self.received_lines = []
-                self._set_post_data_state()
-                self.push(BARE_NEWLINE_REFUSAL)
-                return
+        action = bare_newline_action(self.bare_newline, end)
+        if action == "reject":
+            self.received_lines = []
+            self._set_post_data_state()
+            self.push(BARE_NEWLINE_REFUSAL)
+            return
+        if action == "normalize":
             content = self._emptystring.join(self.received_lines)
             if isinstance(content, str):
                 raw = content.encode("utf-8", "surrogateescape")

@@ -20,12 +20,12 @@ import warnings
 from typing import AbstractSet, Any, Dict, Iterable, List, MutableMapping, Optional, Tuple, Union
 
 from ..engine.framing import (
-    BARE_NEWLINE_POLICIES,
     BARE_NEWLINE_REFUSAL,
     CommandLine,
     CommandTooLong,
     DataChunk,
     DataEnd,
+    bare_newline_action,
     normalize_newlines,
     unstuff,
 )
@@ -893,7 +893,7 @@ class SMTP(AuthMixin, ConnectionAdapter):
             return
         original_content = unstuff(b"".join(chunks))
         del chunks[:]
-        if end.bare_newline and self.bare_newline == "normalize":
+        if bare_newline_action(self.bare_newline, end) == "normalize":
             original_content = normalize_newlines(original_content)
         content: Union[str, bytes] = original_content
         if self._decode_data:
@@ -929,11 +929,8 @@ class SMTP(AuthMixin, ConnectionAdapter):
             return "500 Line too long (see RFC5321 4.5.3.1.6)"
         if end.too_large:
             return "552 Error: Too much mail data"
-        if end.bare_newline:
-            if self.bare_newline not in BARE_NEWLINE_POLICIES:
-                raise ValueError(f"bare_newline must be one of {BARE_NEWLINE_POLICIES}")
-            if self.bare_newline == "reject":
-                return BARE_NEWLINE_REFUSAL
+        if bare_newline_action(self.bare_newline, end) == "reject":
+            return BARE_NEWLINE_REFUSAL
         return None
 
     async def _deliver(self) -> Any:
