@@ -11,6 +11,9 @@ from typing import Callable
 
 import pytest
 
+# tests/plugin runs inner pytest sessions; pytest_plugins is honoured only here, at the top.
+pytest_plugins = ["pytester"]
+
 # The last line of an SMTP reply: three digits, then a space (or nothing) instead of '-'.
 _FINAL_REPLY_LINE = re.compile(rb"^\d{3}(?: .*)?\r\n\Z", re.DOTALL)
 
