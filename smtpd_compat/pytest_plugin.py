@@ -58,7 +58,11 @@ def _marker_options(request: pytest.FixtureRequest) -> Dict[str, Any]:
 def _serve(request: pytest.FixtureRequest, **preset: Any) -> Iterator["SMTPTestServer"]:
     from smtpd_compat.testserver import SMTPTestServer
 
-    with SMTPTestServer(**{**_marker_options(request), **preset}) as server:
+    options = _marker_options(request)
+    clashing = {key for key, value in preset.items() if options.get(key, value) != value}
+    if clashing:
+        raise ValueError(f"{request.fixturename} fixes {preset}; the marker asks {options}")
+    with SMTPTestServer(**{**options, **preset}) as server:
         yield server
 
 
