@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import ssl
 from email.message import EmailMessage
-from types import TracebackType
-from typing import Any, Callable, List, Optional, Type, Union
+from typing import Any, Callable, List, Optional, Union
 
 from smtpd_compat.inbox.store import BaseStore, MessageStore, StoredMessage
 
@@ -64,12 +63,7 @@ class SMTPTestServer:
     def __enter__(self) -> "SMTPTestServer":
         return self.start()
 
-    def __exit__(
-        self,
-        exc_type: Optional[Type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[TracebackType],
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
     def __repr__(self) -> str:
