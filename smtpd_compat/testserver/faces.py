@@ -121,13 +121,30 @@ class StoringSMTPServer(SMTPServer):
 class LegacyFace:
     """``StoringSMTPServer`` on a private asyncore map, looped in a thread."""
 
+    server: StoringSMTPServer
+
     def __init__(self, options: ServerOptions, store: BaseStore) -> None:
+        self._options = options
+        self._store = store
         self._map: Dict[int, Any] = {}
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._serve, name="smtpd_compat legacy test server", daemon=True)
+
+    def _serve(self) -> None:
+        # One pass at a time so the flag is seen; the map is closed in this
+        # thread, never under a running poll.
+        while not self._stopping.is_set():
+            asyncore.loop(timeout=_LEGACY_POLL, map=self._map, count=1)
+        asyncore.close_all(self._map)
+
+    def start(self) -> int:
+        # Bound here, not in __init__: a server never started holds no socket.
+        options = self._options
         with warnings.catch_warnings():
             # "Requiring AUTH while not requiring TLS": see _FaultyController.
             warnings.simplefilter("ignore", UserWarning)
             self.server = StoringSMTPServer(
-                store,
+                self._store,
                 (options.host, options.port),
                 None,
                 map=self._map,
@@ -137,17 +154,6 @@ class LegacyFace:
                 auth_require_tls=options.requires_tls_for_auth,
                 **_tls_contexts(options),
             )
-        self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._serve, name="smtpd_compat legacy test server", daemon=True)
-
-    def _serve(self) -> None:
-        # One pass at a time so the flag is seen; the map is closed in this
-        # thread, never under a running poll.
-        while not self._stopping.is_set():
-            asyncore.loop(timeout=_LEGACY_POLL, use_poll=True, map=self._map, count=1)
-        asyncore.close_all(self._map)
-
-    def start(self) -> int:
         self._thread.start()
         port: int = self.server.socket.getsockname()[1]
         return port
