@@ -82,10 +82,10 @@ class SMTPTestServer:
         self.store.clear()
 
     def wait_for(
-        self, predicate: Optional[Callable[[EmailMessage], bool]] = None, timeout: float = DEFAULT_TIMEOUT
+        self, predicate: Optional[Callable[[EmailMessage], bool]] = None, timeout: Optional[float] = DEFAULT_TIMEOUT
     ) -> EmailMessage:
         """The newest message satisfying ``predicate`` (any message if None),
-        waiting up to ``timeout`` seconds for one to arrive.
+        waiting up to ``timeout`` seconds (None: forever) for one to arrive.
 
         Raises ``MessageTimeout`` naming what was received instead.
         """
@@ -95,7 +95,7 @@ class SMTPTestServer:
         except TimeoutError:
             raise MessageTimeout(self._timeout_text(predicate, timeout)) from None
 
-    def _timeout_text(self, predicate: Optional[Callable[[EmailMessage], bool]], timeout: float) -> str:
+    def _timeout_text(self, predicate: Optional[Callable[[EmailMessage], bool]], timeout: Optional[float]) -> str:
         wanted = "message" if predicate is None else f"message matching {_describe(predicate)}"
         received = self.store.all()
         text = f"no {wanted} arrived at {self.host}:{self.port} within {timeout:g} s; {len(received)} received"
