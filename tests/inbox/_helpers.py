@@ -6,7 +6,7 @@ import json
 import smtplib
 from contextlib import contextmanager
 from email.message import EmailMessage
-from typing import Any, Dict, Iterator, Optional, Protocol, Sequence, Tuple
+from typing import Any, Dict, Iterator, Optional, Protocol, Sequence, Tuple, Union
 
 from smtpd_compat.inbox.release import Relay
 from smtpd_compat.inbox.server import Inbox
@@ -64,7 +64,7 @@ def build(subject: str = "Hello", sender: str = "Ann <ann@example.com>", to: str
     return message
 
 
-def send(inbox: Ports, message: EmailMessage, mail_from: str = "ann@example.com",
+def send(inbox: Ports, message: Union[EmailMessage, bytes], mail_from: str = "ann@example.com",
          rcpt_tos: Sequence[str] = ("bob@example.org",)) -> str:
     """Send through SMTP; returns the inbox id from the 250 reply."""
     with smtplib.SMTP("127.0.0.1", inbox.smtp_port, timeout=30) as client:
@@ -72,7 +72,9 @@ def send(inbox: Ports, message: EmailMessage, mail_from: str = "ann@example.com"
         client.mail(mail_from)
         for rcpt in rcpt_tos:
             client.rcpt(rcpt)
-        code, reply = client.data(message.as_bytes(policy=message.policy.clone(linesep="\r\n")))
+        if isinstance(message, EmailMessage):
+            message = message.as_bytes(policy=message.policy.clone(linesep="\r\n"))
+        code, reply = client.data(message)
     assert code == 250, reply
     return reply.decode().rsplit(" ", 1)[1]
 
