@@ -39,7 +39,9 @@ def size(text: str) -> int:
     """A byte count such as ``500000``, ``64K``, ``256M`` or ``1G``; 0 means no cap."""
     match = re.fullmatch(r"(\d+)([KMG]?)B?", text.strip().upper())
     if match is None:
-        raise ArgumentTypeError("expected a size such as 1000000, 64K, 256M or 1G, got {!r}".format(text))
+        raise ArgumentTypeError(
+            "expected a size such as 1000000, 64K, 256M or 1G, got {!r}".format(text)
+        )
     return int(match.group(1)) * UNITS[match.group(2)]
 
 
@@ -54,19 +56,48 @@ def _parser() -> ArgumentParser:
         prog=PROGRAM,
         description="Receive mail over SMTP and browse it in a web page or through a JSON API.",
     )
-    parser.add_argument("--smtp", type=address, default=("127.0.0.1", 1025), metavar="HOST:PORT",
-                        help="where SMTP listens (default 127.0.0.1:1025)")
-    parser.add_argument("--http", type=address, default=("127.0.0.1", 8025), metavar="HOST:PORT",
-                        help="where the web page and API listen (default 127.0.0.1:8025)")
-    parser.add_argument("--db", metavar="PATH",
-                        help="keep messages in this SQLite file across restarts (default: in memory)")
-    parser.add_argument("--max-messages", type=count, default=500, metavar="N",
-                        help="keep at most N messages, dropping the oldest (default 500; 0: no cap)")
-    parser.add_argument("--max-bytes", type=size, default=size("256M"), metavar="SIZE",
-                        help="keep at most SIZE bytes of messages, dropping the oldest (default 256M; 0: no cap)")
-    parser.add_argument("--relay", type=address, metavar="HOST:PORT",
-                        help="allow releasing messages, only to this SMTP server (default: release is off)")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log SMTP and HTTP requests to stderr")
+    parser.add_argument(
+        "--smtp",
+        type=address,
+        default=("127.0.0.1", 1025),
+        metavar="HOST:PORT",
+        help="where SMTP listens (default 127.0.0.1:1025)",
+    )
+    parser.add_argument(
+        "--http",
+        type=address,
+        default=("127.0.0.1", 8025),
+        metavar="HOST:PORT",
+        help="where the web page and API listen (default 127.0.0.1:8025)",
+    )
+    parser.add_argument(
+        "--db",
+        metavar="PATH",
+        help="keep messages in this SQLite file across restarts (default: in memory)",
+    )
+    parser.add_argument(
+        "--max-messages",
+        type=count,
+        default=500,
+        metavar="N",
+        help="keep at most N messages, dropping the oldest (default 500; 0: no cap)",
+    )
+    parser.add_argument(
+        "--max-bytes",
+        type=size,
+        default=size("256M"),
+        metavar="SIZE",
+        help="keep at most SIZE bytes of messages, dropping the oldest (default 256M; 0: no cap)",
+    )
+    parser.add_argument(
+        "--relay",
+        type=address,
+        metavar="HOST:PORT",
+        help="allow releasing messages, only to this SMTP server (default: release is off)",
+    )
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="log SMTP and HTTP requests to stderr"
+    )
     return parser
 
 

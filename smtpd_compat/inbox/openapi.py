@@ -46,15 +46,30 @@ SCHEMAS: Dict[str, Schema] = {
     "Error": _object({"error": STRING}),
     "MessageSummary": _object(SUMMARY_FIELDS),
     "MessageList": _object(
-        {"total": INTEGER, "count": INTEGER, "messages": {"type": "array", "items": _ref("MessageSummary")}}
+        {
+            "total": INTEGER,
+            "count": INTEGER,
+            "messages": {"type": "array", "items": _ref("MessageSummary")},
+        }
     ),
     "Attachment": _object(
-        {"index": INTEGER, "filename": STRING, "content_type": STRING, "content_id": STRING,
-         "size": INTEGER, "url": STRING}
+        {
+            "index": INTEGER,
+            "filename": STRING,
+            "content_type": STRING,
+            "content_id": STRING,
+            "size": INTEGER,
+            "url": STRING,
+        }
     ),
     "Envelope": _object(
-        {"mail_from": STRING, "rcpt_tos": STRINGS, "mail_options": STRINGS, "rcpt_options": STRINGS,
-         "peer": {"nullable": True, "description": "[host, port] or a socket path"}}
+        {
+            "mail_from": STRING,
+            "rcpt_tos": STRINGS,
+            "mail_options": STRINGS,
+            "rcpt_options": STRINGS,
+            "peer": {"nullable": True, "description": "[host, port] or a socket path"},
+        }
     ),
     "Message": _object(
         {
@@ -75,17 +90,25 @@ SCHEMAS: Dict[str, Schema] = {
         }
     ),
     "Info": _object(
-        {"smtp": NULLABLE_STRING, "relay": NULLABLE_STRING, "messages": INTEGER, "bytes": INTEGER,
-         "max_messages": {"type": "integer", "nullable": True},
-         "max_bytes": {"type": "integer", "nullable": True}}
+        {
+            "smtp": NULLABLE_STRING,
+            "relay": NULLABLE_STRING,
+            "messages": INTEGER,
+            "bytes": INTEGER,
+            "max_messages": {"type": "integer", "nullable": True},
+            "max_bytes": {"type": "integer", "nullable": True},
+        }
     ),
     "ReleaseRequest": _object(
         {},
         {"to": STRINGS, "host": STRING, "port": INTEGER},
     ),
     "ReleaseResult": _object(
-        {"relay": STRING, "to": STRINGS,
-         "refused": {"type": "object", "additionalProperties": {"type": "array"}}}
+        {
+            "relay": STRING,
+            "to": STRINGS,
+            "refused": {"type": "object", "additionalProperties": {"type": "array"}},
+        }
     ),
 }
 
@@ -104,13 +127,18 @@ def _body(description: str, media_type: str, schema: Schema = STRING) -> Schema:
 
 NO_CONTENT: Schema = {"description": "done"}
 NOT_FOUND = _error("no such message")
-ID: Schema = {"name": "id", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^[0-9]+$"}}
+ID: Schema = {
+    "name": "id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "pattern": "^[0-9]+$"},
+}
 QUERY: Schema = {
     "name": "query",
     "in": "query",
     "schema": STRING,
     "description": "words that must all match sender, recipients or subject (case-insensitive); "
-    "`from:`, `to:`, `subject:` restrict a word to one field; \"...\" groups words",
+    '`from:`, `to:`, `subject:` restrict a word to one field; "..." groups words',
 }
 
 
@@ -124,9 +152,16 @@ PATHS: Dict[str, Schema] = {
             "summary": "List messages, newest first",
             "parameters": [
                 QUERY,
-                _param("limit", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 50}, "at most this many"),
+                _param(
+                    "limit",
+                    {"type": "integer", "minimum": 1, "maximum": 1000, "default": 50},
+                    "at most this many",
+                ),
             ],
-            "responses": {"200": _json("the messages", "MessageList"), "400": _error("bad parameter")},
+            "responses": {
+                "200": _json("the messages", "MessageList"),
+                "400": _error("bad parameter"),
+            },
         },
         "delete": {"summary": "Delete every message", "responses": {"204": NO_CONTENT}},
     },
@@ -136,10 +171,16 @@ PATHS: Dict[str, Schema] = {
             "summary": "One message, parsed",
             "responses": {"200": _json("the message", "Message"), "404": NOT_FOUND},
         },
-        "delete": {"summary": "Delete one message", "responses": {"204": NO_CONTENT, "404": NOT_FOUND}},
+        "delete": {
+            "summary": "Delete one message",
+            "responses": {"204": NO_CONTENT, "404": NOT_FOUND},
+        },
     },
     "/api/v1/messages/{id}/raw": {
-        "parameters": [ID, _param("download", STRING, "any value: offer the source as a .eml download")],
+        "parameters": [
+            ID,
+            _param("download", STRING, "any value: offer the source as a .eml download"),
+        ],
         "get": {
             "summary": "The message source as received (after dot-unstuffing)",
             "responses": {"200": _body("the source", "text/plain"), "404": NOT_FOUND},
@@ -149,7 +190,10 @@ PATHS: Dict[str, Schema] = {
         "parameters": [ID],
         "get": {
             "summary": "The HTML body, under a Content-Security-Policy that blocks scripts and remote loads",
-            "responses": {"200": _body("the HTML part", "text/html"), "404": _error("no such message or no HTML")},
+            "responses": {
+                "200": _body("the HTML part", "text/html"),
+                "404": _error("no such message or no HTML"),
+            },
         },
     },
     "/api/v1/messages/{id}/parts/{index}": {
@@ -157,7 +201,11 @@ PATHS: Dict[str, Schema] = {
         "get": {
             "summary": "Download an attachment (index from the message's attachments list)",
             "responses": {
-                "200": _body("the decoded attachment", "application/octet-stream", {"type": "string", "format": "binary"}),
+                "200": _body(
+                    "the decoded attachment",
+                    "application/octet-stream",
+                    {"type": "string", "format": "binary"},
+                ),
                 "404": _error("no such message or attachment"),
             },
         },
@@ -182,8 +230,16 @@ PATHS: Dict[str, Schema] = {
             "summary": "The newest matching message, waiting for one to arrive if none is stored",
             "parameters": [
                 QUERY,
-                _param("timeout", {"type": "number", "minimum": 0, "maximum": 60, "default": 10}, "seconds to wait"),
-                _param("after", {"type": "integer", "minimum": 0, "default": 0}, "only messages with a larger id"),
+                _param(
+                    "timeout",
+                    {"type": "number", "minimum": 0, "maximum": 60, "default": 10},
+                    "seconds to wait",
+                ),
+                _param(
+                    "after",
+                    {"type": "integer", "minimum": 0, "default": 0},
+                    "only messages with a larger id",
+                ),
             ],
             "responses": {
                 "200": _json("the message", "Message"),
@@ -199,10 +255,16 @@ PATHS: Dict[str, Schema] = {
         },
     },
     "/api/v1/info": {
-        "get": {"summary": "Addresses, counts and caps", "responses": {"200": _json("the inbox", "Info")}},
+        "get": {
+            "summary": "Addresses, counts and caps",
+            "responses": {"200": _json("the inbox", "Info")},
+        },
     },
     "/api/v1/openapi.json": {
-        "get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI 3.0 JSON"}}},
+        "get": {
+            "summary": "This document",
+            "responses": {"200": {"description": "OpenAPI 3.0 JSON"}},
+        },
     },
 }
 

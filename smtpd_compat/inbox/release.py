@@ -32,7 +32,9 @@ def check_recipients(recipients: object) -> List[str]:
         if not isinstance(address, str) or not address.strip() or len(address) > 320:
             raise ValueError('"to" must hold addresses as strings of 1 to 320 characters')
         if any(char in address for char in "\r\n\0<> ,"):
-            raise ValueError("an address in \"to\" holds a character SMTP cannot carry: {!r}".format(address))
+            raise ValueError(
+                'an address in "to" holds a character SMTP cannot carry: {!r}'.format(address)
+            )
     return list(recipients)
 
 
@@ -47,4 +49,6 @@ def release(
             )
             return refused
     except (smtplib.SMTPException, OSError) as exc:
-        raise ReleaseError("release through {}:{} failed: {}".format(relay.host, relay.port, exc)) from exc
+        raise ReleaseError(
+            "release through {}:{} failed: {}".format(relay.host, relay.port, exc)
+        ) from exc

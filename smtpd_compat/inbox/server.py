@@ -17,7 +17,10 @@ Address = Tuple[str, int]
 
 
 class Inbox:
-    """Start with ``start()`` (or ``with``); port 0 picks free ports, read back as ``smtp_port``/``http_port``."""
+    """Start with ``start()`` (or ``with``).
+
+    Port 0 picks free ports; read them back as ``smtp_port`` and ``http_port``.
+    """
 
     def __init__(
         self,
@@ -30,7 +33,9 @@ class Inbox:
     ) -> None:
         self.store = store
         self.relay = relay
-        self.controller = Controller(StoringHandler(store), hostname=smtp[0], port=smtp[1], **smtp_parameters)
+        self.controller = Controller(
+            StoringHandler(store), hostname=smtp[0], port=smtp[1], **smtp_parameters
+        )
         self._http_address = http
         self.http: Optional[InboxHTTPServer] = None
         self._thread: Optional[threading.Thread] = None
@@ -62,7 +67,10 @@ class Inbox:
             self.controller.stop()
             raise
         self._thread = threading.Thread(
-            target=self.http.serve_forever, kwargs={"poll_interval": 0.2}, name="inbox-http", daemon=True
+            target=self.http.serve_forever,
+            kwargs={"poll_interval": 0.2},
+            name="inbox-http",
+            daemon=True,
         )
         self._thread.start()
 

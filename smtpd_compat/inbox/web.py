@@ -23,7 +23,7 @@ from urllib.parse import parse_qs, urlsplit
 from smtpd_compat.inbox import views
 from smtpd_compat.inbox.openapi import openapi_document
 from smtpd_compat.inbox.release import Relay, ReleaseError, check_recipients, release
-from smtpd_compat.inbox.store import BaseStore, StoredMessage, StoreEvent
+from smtpd_compat.inbox.store import BaseStore, MessageGone, StoredMessage, StoreEvent
 
 __all__ = ["InboxHTTPServer", "is_loopback"]
 
@@ -173,7 +173,9 @@ class InboxRequestHandler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         log.info("%s %s", self.address_string(), format % args)
 
-    def send_error(self, code: int, message: Optional[str] = None, explain: Optional[str] = None) -> None:
+    def send_error(
+        self, code: int, message: Optional[str] = None, explain: Optional[str] = None
+    ) -> None:
         # http.server's own errors (bad request line, 414, 431, 501) in our JSON and headers.
         self.close_connection = True
         self._json(code, {"error": message or HTTPStatus(code).phrase})
@@ -189,7 +191,11 @@ class InboxRequestHandler(BaseHTTPRequestHandler):
             handler, args = self._route(url.path)
             handler(*args)
         except HTTPError as exc:
-            self._json(exc.status, {"error": str(exc)}, (("Allow", exc.allow),) if exc.allow else ())
+            self._json(
+                exc.status, {"error": str(exc)}, (("Allow", exc.allow),) if exc.allow else ()
+            )
+        except MessageGone as exc:  # deleted while this request was reading it
+            self._json(404, {"error": str(exc)})
         except (BrokenPipeError, ConnectionResetError, socket.timeout):
             self.close_connection = True
         except ValueError as exc:  # e.g. too many query fields
@@ -201,7 +207,9 @@ class InboxRequestHandler(BaseHTTPRequestHandler):
         name = host.rsplit("]", 1)[0] + "]" if host.startswith("[") else host.rsplit(":", 1)[0]
         if allowed is not None and name.lower() not in allowed:
             self.close_connection = True
-            raise HTTPError(403, "unexpected Host header {!r} (DNS rebinding protection)".format(host))
+            raise HTTPError(
+                403, "unexpected Host header {!r} (DNS rebinding protection)".format(host)
+            )
         if "Transfer-Encoding" in self.headers:
             self.close_connection = True
             raise HTTPError(411, "send a Content-Length, not Transfer-Encoding")
@@ -258,7 +266,9 @@ class InboxRequestHandler(BaseHTTPRequestHandler):
         self.send_header("Referrer-Policy", "no-referrer")
         self.send_header("Cross-Origin-Resource-Policy", "same-origin")
         self.send_header("Cache-Control", "no-store")
-        self.send_header("X-Frame-Options", "SAMEORIGIN" if "frame-ancestors 'self'" in csp else "DENY")
+        self.send_header(
+            "X-Frame-Options", "SAMEORIGIN" if "frame-ancestors 'self'" in csp else "DENY"
+        )
 
     def _json(self, status: int, document: Any, headers: Tuple[Tuple[str, str], ...] = ()) -> None:
         body = json.dumps(document, indent=1).encode("ascii")
@@ -299,7 +309,10 @@ class InboxRequestHandler(BaseHTTPRequestHandler):
         limit = int(self._number("limit", DEFAULT_LIMIT, 1, MAX_LIMIT))
         store = self.server.store
         found = store.list(self._param("query"), limit)
-        self._json(200, {"total": len(store), "count": len(found), "messages": list(map(views.summary, found))})
+        self._json(
+            200,
+            {"total": len(store), "count": len(found), "messages": list(map(views.summary, found))},
+        )
 
     def route_delete_all(self) -> None:
         self.server.store.clear()
@@ -325,7 +338,9 @@ class InboxRequestHandler(BaseHTTPRequestHandler):
         html = views.html_body(self._message(id))
         if html is None:
             raise HTTPError(404, "message {} has no HTML part".format(id))
-        self._respond(200, html.encode("utf-8", "replace"), "text/html; charset=utf-8", csp=MESSAGE_CSP)
+        self._respond(
+            200, html.encode("utf-8", "replace"), "text/html; charset=utf-8", csp=MESSAGE_CSP
+        )
 
     def route_part(self, id: str, index: str) -> None:
         message = self._message(id)
@@ -365,7 +380,10 @@ class InboxRequestHandler(BaseHTTPRequestHandler):
             {
                 "relay": "{}:{}".format(*relay),
                 "to": recipients,
-                "refused": {rcpt: [code, text.decode("utf-8", "replace")] for rcpt, (code, text) in refused.items()},
+                "refused": {
+                    rcpt: [code, text.decode("utf-8", "replace")]
+                    for rcpt, (code, text) in refused.items()
+                },
             },
         )
 
@@ -378,7 +396,9 @@ class InboxRequestHandler(BaseHTTPRequestHandler):
             )
         except TimeoutError:
             self.close_connection = True  # 408 means "this connection is done"
-            raise HTTPError(408, "no matching message within {:g} seconds".format(timeout)) from None
+            raise HTTPError(
+                408, "no matching message within {:g} seconds".format(timeout)
+            ) from None
         self._json(200, views.detail(message))
 
     def route_info(self) -> None:
