@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import re
 from datetime import datetime, timezone
 from email.message import EmailMessage
 from typing import Any, Dict, List, Optional, Tuple
+from urllib.parse import unquote
 
 from smtpd_compat.inbox.store import StoredMessage, header_text
 
@@ -15,6 +17,7 @@ __all__ = [
     "detail",
     "filename",
     "html_body",
+    "html_for_frame",
     "part_bytes",
     "safe_filename",
     "summary",
@@ -93,6 +96,34 @@ def _limited(text: Optional[str]) -> Tuple[Optional[str], bool]:
 def html_body(message: StoredMessage) -> Optional[str]:
     part = _body(message.message, "html")
     return None if part is None else part_text(part)
+
+
+#: ``cid:`` references in HTML (RFC 2392), up to the end of the attribute or CSS url().
+_CID = re.compile(r"""\bcid:([^"'\s<>()]+)""", re.IGNORECASE)
+_IMAGE_TYPE = re.compile(r"image/[a-z0-9.+-]+")
+INLINE_IMAGE_LIMIT = 2 << 20
+
+
+def html_for_frame(message: StoredMessage) -> Optional[str]:
+    """The HTML body with ``cid:`` images made ``data:`` URLs, the only images its CSP allows."""
+    html = html_body(message)
+    if html is None:
+        return None
+    images: Dict[str, EmailMessage] = {}
+    for _, part in attachment_parts(message):
+        content_id = header_text(part, "Content-ID").strip("<> ")
+        if content_id and _IMAGE_TYPE.fullmatch(part.get_content_type()):
+            images[content_id] = part
+
+    def inline(match: "re.Match[str]") -> str:
+        part = images.get(unquote(match.group(1)))
+        data = b"" if part is None else part_bytes(part)
+        if part is None or len(data) > INLINE_IMAGE_LIMIT:
+            return match.group(0)
+        encoded = base64.b64encode(data).decode("ascii")
+        return "data:{};base64,{}".format(part.get_content_type(), encoded)
+
+    return _CID.sub(inline, html) if images else html
 
 
 def attachment_parts(message: StoredMessage) -> List[Tuple[int, EmailMessage]]:

@@ -335,7 +335,7 @@ class InboxRequestHandler(BaseHTTPRequestHandler):
         self._respond(200, message.raw, "text/plain; charset=utf-8", headers)
 
     def route_html(self, id: str) -> None:
-        html = views.html_body(self._message(id))
+        html = views.html_for_frame(self._message(id))
         if html is None:
             raise HTTPError(404, "message {} has no HTML part".format(id))
         self._respond(

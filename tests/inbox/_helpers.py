@@ -1,6 +1,7 @@
 """Shared by the inbox's API and browser tests: a running inbox, mail to send, a tiny HTTP client."""
 from __future__ import annotations
 
+import base64
 import http.client
 import json
 import smtplib
@@ -46,7 +47,9 @@ def request(inbox: Ports, method: str, path: str, body: Optional[bytes] = None,
 
 def build(subject: str = "Hello", sender: str = "Ann <ann@example.com>", to: str = "bob@example.org",
           text: Optional[str] = "Plain body", html: Optional[str] = None,
-          attachments: Sequence[Tuple[str, str, bytes]] = ()) -> EmailMessage:
+          attachments: Sequence[Tuple[str, str, bytes]] = (),
+          inline_images: Sequence[Tuple[str, bytes]] = ()) -> EmailMessage:
+    """A message; ``inline_images`` are (Content-ID, PNG bytes) pairs related to the HTML part."""
     message = EmailMessage()
     message["From"] = sender
     message["To"] = to
@@ -58,10 +61,19 @@ def build(subject: str = "Hello", sender: str = "Ann <ann@example.com>", to: str
             message.set_content(html, subtype="html")
         else:
             message.add_alternative(html, subtype="html")
+        html_part = message if text is None else message.get_payload()[-1]
+        for content_id, png in inline_images:
+            html_part.add_related(png, "image", "png", cid="<{}>".format(content_id))
     for filename, content_type, data in attachments:
         maintype, subtype = content_type.split("/")
         message.add_attachment(data, maintype=maintype, subtype=subtype, filename=filename)
     return message
+
+
+#: A 2x1 PNG, small enough to write inline.
+PNG = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAIAAAABCAYAAAD0In+KAAAADklEQVR4nGPQi/7/H4QBE7EFD6zvOAQAAAAASUVORK5CYII="
+)
 
 
 def send(inbox: Ports, message: Union[EmailMessage, bytes], mail_from: str = "ann@example.com",

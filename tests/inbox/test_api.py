@@ -1,6 +1,7 @@
 """The inbox's JSON API and pages, over real sockets: mail in with smtplib, answers read with http.client."""
 from __future__ import annotations
 
+import base64
 import http.client
 import json
 import os
@@ -20,7 +21,7 @@ from smtpd_compat.inbox.release import Relay
 from smtpd_compat.inbox.server import Inbox
 from smtpd_compat.inbox.store import MessageStore, StoringHandler
 from smtpd_compat.modern.controller import Controller
-from tests.inbox._helpers import build, request, running_inbox, send
+from tests.inbox._helpers import PNG, build, request, running_inbox, send
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -83,6 +84,18 @@ def test_message_detail_parts_and_downloads(inbox: Inbox) -> None:
     assert raw.headers["X-Content-Type-Options"] == "nosniff"
     eml = request(inbox, "GET", detail["raw_url"] + "?download=1")
     assert eml.headers["Content-Disposition"] == 'attachment; filename="message-{}.eml"'.format(id)
+
+
+def test_inline_images_become_data_urls(inbox: Inbox) -> None:
+    html = '<p><img src="cid:logo@example.com" alt="logo"><img src="cid:missing@example.com"></p>'
+    id = send(inbox, build("Logo", html=html, inline_images=[("logo@example.com", PNG)]))
+    detail = request(inbox, "GET", "/api/v1/messages/" + id).json()
+    assert detail["html"].startswith('<p><img src="cid:logo@example.com"')  # the API shows the message as sent
+    (image,) = detail["attachments"]
+    assert (image["content_type"], image["content_id"]) == ("image/png", "<logo@example.com>")
+    framed = request(inbox, "GET", detail["html_url"]).body.decode()
+    data_url = "data:image/png;base64," + base64.b64encode(PNG).decode()
+    assert framed == '<p><img src="{}" alt="logo"><img src="cid:missing@example.com"></p>\n'.format(data_url)
 
 
 def test_plain_message_has_no_html(inbox: Inbox) -> None:

@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterator, List
 import pytest
 
 from smtpd_compat.inbox.server import Inbox
-from tests.inbox._helpers import build, send
+from tests.inbox._helpers import PNG, build, send
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -103,8 +103,8 @@ def test_list_updates_live_and_message_opens(browser: "WebDriver", inbox: Inbox)
     send(inbox, build("Welcome aboard, Ann!", sender="Shop <hello@shop.example>", to="Ann <ann@example.com>",
                       text="Hi Ann,\n\nthanks for signing up.\n",
                       html='<h2 style="color:#2e5bff">Welcome aboard</h2><p>Hi <b>Ann</b>, thanks for signing up.</p>'
-                           '<p><img alt="logo" src="data:image/gif;base64,R0lGODlhAQABAIAAAP///wAAACwAAAAAAQABAAACAkQBADs='
-                           '"></p>',
+                           '<p><img id="logo" alt="logo" src="cid:logo@shop.example" width="120" height="6"></p>',
+                      inline_images=[("logo@shop.example", PNG)],
                       attachments=[("terms.pdf", "application/pdf", b"%PDF-1.4 terms")]))
     until(browser, lambda d: rows(d)[0] == "Welcome aboard, Ann!")
     assert browser.execute_script("return window.__sameDocument") is True  # no reload happened
@@ -118,6 +118,8 @@ def test_list_updates_live_and_message_opens(browser: "WebDriver", inbox: Inbox)
     browser.switch_to.frame(frame)
     try:
         assert until(browser, lambda d: d.find_element(By.TAG_NAME, "b").text) == "Ann"
+        # The inline image (cid:) was served as a data: URL and decoded.
+        assert until(browser, lambda d: d.find_element(By.ID, "logo").get_property("naturalWidth")) == 2
     finally:
         browser.switch_to.default_content()
     screenshot(browser, "inbox-message.png")
@@ -125,8 +127,9 @@ def test_list_updates_live_and_message_opens(browser: "WebDriver", inbox: Inbox)
     browser.find_element(By.CSS_SELECTOR, '[data-tab="text"]').click()
     assert browser.find_element(By.ID, "v-text").text.startswith("Hi Ann,")
     browser.find_element(By.CSS_SELECTOR, '[data-tab="attachments"]').click()
-    link = browser.find_element(By.CSS_SELECTOR, "#v-attachments a")
-    assert link.text == "terms.pdf" and link.get_attribute("download") == ""
+    links = browser.find_elements(By.CSS_SELECTOR, "#v-attachments a")
+    assert [link.text for link in links] == ["<logo@shop.example>", "terms.pdf"]
+    assert all(link.get_attribute("download") == "" for link in links)
 
     search = browser.find_element(By.ID, "search")
     search.send_keys("from:reports")

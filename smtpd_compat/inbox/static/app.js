@@ -165,7 +165,7 @@ async function openMessage(id) {
   delete $("v-raw").dataset.id;
   $("v-attachments").replaceChildren(...message.attachments.map((part) => {
     const item = el("li");
-    const link = el("a", "", part.filename || "part " + part.index);
+    const link = el("a", "", part.filename || part.content_id || "part " + part.index);
     link.href = part.url;
     link.setAttribute("download", "");
     item.append(link, document.createTextNode(" — " + part.content_type + ", " + size(part.size)));
