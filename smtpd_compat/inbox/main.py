@@ -56,20 +56,14 @@ def _parser() -> ArgumentParser:
         prog=PROGRAM,
         description="Receive mail over SMTP and browse it in a web page or through a JSON API.",
     )
-    parser.add_argument(
-        "--smtp",
-        type=address,
-        default=("127.0.0.1", 1025),
-        metavar="HOST:PORT",
-        help="where SMTP listens (default 127.0.0.1:1025)",
-    )
-    parser.add_argument(
-        "--http",
-        type=address,
-        default=("127.0.0.1", 8025),
-        metavar="HOST:PORT",
-        help="where the web page and API listen (default 127.0.0.1:8025)",
-    )
+    for flag, port, what in (("--smtp", 1025, "SMTP listens"), ("--http", 8025, "the page and API listen")):
+        parser.add_argument(
+            flag,
+            type=address,
+            default=("127.0.0.1", port),
+            metavar="HOST:PORT",
+            help="where {} (default 127.0.0.1:{}; port 0: any free port)".format(what, port),
+        )
     parser.add_argument(
         "--db",
         metavar="PATH",

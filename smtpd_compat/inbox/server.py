@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import threading
-from types import TracebackType
-from typing import Any, Optional, Tuple, Type
+from typing import Any, Optional, Tuple
 
 from smtpd_compat.inbox.release import Relay
 from smtpd_compat.inbox.store import BaseStore, StoringHandler
@@ -84,10 +83,5 @@ class Inbox:
         self.start()
         return self
 
-    def __exit__(
-        self,
-        exc_type: Optional[Type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[TracebackType],
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.stop()

@@ -233,29 +233,6 @@ def test_connections_are_bounded() -> None:
         inbox.stop()
 
 
-def _check(schema: Dict[str, Any], value: Any, document: Dict[str, Any], where: str) -> None:
-    """Enough of JSON Schema for our document: $ref, type, nullable, required, properties, items."""
-    if "$ref" in schema:
-        schema = document["components"]["schemas"][schema["$ref"].rsplit("/", 1)[1]]
-    if value is None:
-        assert schema.get("nullable") or "type" not in schema, where + ": null"
-        return
-    kinds = {"object": dict, "array": list, "string": str, "integer": int, "number": (int, float), "boolean": bool}
-    if "type" in schema:
-        assert isinstance(value, kinds[schema["type"]]), "{}: {!r} is not {}".format(where, value, schema["type"])
-    if schema.get("type") == "object":
-        missing = set(schema.get("required", ())) - set(value)
-        assert not missing, "{}: missing {}".format(where, missing)
-        undocumented = set(value) - set(schema.get("properties", value))
-        assert not undocumented, "{}: undocumented {}".format(where, undocumented)
-        for name, sub in schema.get("properties", {}).items():
-            if name in value:
-                _check(sub, value[name], document, where + "." + name)
-    if schema.get("type") == "array" and "items" in schema:
-        for index, item in enumerate(value):
-            _check(schema["items"], item, document, "{}[{}]".format(where, index))
-
-
 @pytest.fixture
 def relay() -> Iterator[Tuple[MessageStore, Relay]]:
     """A second SMTP server standing in for the real one messages are released to."""
