@@ -28,10 +28,13 @@ class Inbox:
         http: Address = ("127.0.0.1", 8025),
         *,
         relay: Optional[Relay] = None,
+        max_connections: int = 64,
         **smtp_parameters: Any,
     ) -> None:
+        """``smtp_parameters`` go to the ``Controller`` (and so to ``SMTP``)."""
         self.store = store
         self.relay = relay
+        self.max_connections = max_connections
         self.controller = Controller(
             StoringHandler(store), hostname=smtp[0], port=smtp[1], **smtp_parameters
         )
@@ -61,6 +64,7 @@ class Inbox:
                 self.store,
                 relay=self.relay,
                 smtp_address=(self.controller.hostname, self.smtp_port),
+                max_connections=self.max_connections,
             )
         except BaseException:
             self.controller.stop()

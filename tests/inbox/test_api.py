@@ -219,10 +219,8 @@ def test_server_sent_events(inbox: Inbox) -> None:
 
 
 def test_connections_are_bounded() -> None:
-    inbox = Inbox(MessageStore(), ("127.0.0.1", 0), ("127.0.0.1", 0))
+    inbox = Inbox(MessageStore(), ("127.0.0.1", 0), ("127.0.0.1", 0), max_connections=2)
     inbox.start()
-    assert inbox.http is not None
-    inbox.http._slots = threading.BoundedSemaphore(2)
     idle = [socket.create_connection(("127.0.0.1", inbox.http_port), timeout=30) for _ in range(2)]
     try:
         with socket.create_connection(("127.0.0.1", inbox.http_port), timeout=30) as third:
