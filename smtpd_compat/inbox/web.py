@@ -187,7 +187,10 @@ class InboxRequestHandler(BaseHTTPRequestHandler):
         try:
             self._check_request()
             url = urlsplit(self.path)
-            self.query = parse_qs(url.query, max_num_fields=20)
+            try:
+                self.query = parse_qs(url.query, max_num_fields=20)
+            except ValueError:
+                raise HTTPError(400, "more than 20 query parameters") from None
             handler, args = self._route(url.path)
             handler(*args)
         except HTTPError as exc:
@@ -198,8 +201,10 @@ class InboxRequestHandler(BaseHTTPRequestHandler):
             self._json(404, {"error": str(exc)})
         except (BrokenPipeError, ConnectionResetError, socket.timeout):
             self.close_connection = True
-        except ValueError as exc:  # e.g. too many query fields
-            self._json(400, {"error": str(exc)})
+        except Exception:  # a bug or a message no parser expected: say so, keep serving
+            log.exception("inbox: %s %s failed", self.command, self.path)
+            self.close_connection = True
+            self._json(500, {"error": "internal error (logged by the inbox)"})
 
     def _check_request(self) -> None:
         allowed = self.server.allowed_hosts

@@ -148,6 +148,18 @@ def test_oversized_and_malformed_requests(inbox: Inbox) -> None:
         assert sock.recv(100).startswith(b"HTTP/1.1 431 ")
 
 
+def test_a_failing_view_answers_500_and_the_server_goes_on(inbox: Inbox, monkeypatch: pytest.MonkeyPatch) -> None:
+    id = send(inbox, build())
+
+    def broken(message: object) -> None:
+        raise RuntimeError("a parser bug")
+
+    monkeypatch.setattr("smtpd_compat.inbox.views.detail", broken)
+    failed = request(inbox, "GET", "/api/v1/messages/" + id)
+    assert failed.status == 500 and failed.json() == {"error": "internal error (logged by the inbox)"}
+    assert request(inbox, "GET", "/api/v1/messages").status == 200
+
+
 def test_dns_rebinding_and_cross_site_writes_refused(inbox: Inbox) -> None:
     id = send(inbox, build())
     assert request(inbox, "GET", "/api/v1/messages", headers={"Host": "attacker.example:8025"}).status == 403
