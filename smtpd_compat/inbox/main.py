@@ -15,7 +15,7 @@ from typing import Any, Optional, Sequence, Tuple
 from smtpd_compat.inbox.release import Relay
 from smtpd_compat.inbox.server import Inbox
 from smtpd_compat.inbox.store import BaseStore, MessageStore, SQLiteStore
-from smtpd_compat.inbox.web import is_loopback
+from smtpd_compat.inbox.web import host_port, is_loopback
 
 __all__ = ["main"]
 
@@ -126,7 +126,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     except OSError as exc:
         store.close()
         parser.exit(1, "{}: cannot listen: {}\n".format(PROGRAM, exc))
-    print("SMTP on {}:{}".format(*_shown(args.smtp[0], inbox.smtp_port)), flush=True)
+    print("SMTP on {}".format(host_port(args.smtp[0], inbox.smtp_port)), flush=True)
     print("Inbox on {}".format(inbox.url), flush=True)
     stopped = threading.Event()
     for name in ("SIGINT", "SIGTERM"):
@@ -140,6 +140,3 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         inbox.stop()
         store.close()
 
-
-def _shown(host: str, port: int) -> Tuple[str, int]:
-    return ("[{}]".format(host) if ":" in host else host), port

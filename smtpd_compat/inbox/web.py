@@ -25,7 +25,7 @@ from smtpd_compat.inbox.openapi import openapi_document
 from smtpd_compat.inbox.release import Relay, ReleaseError, check_recipients, release
 from smtpd_compat.inbox.store import BaseStore, MessageGone, StoredMessage, StoreEvent
 
-__all__ = ["InboxHTTPServer", "is_loopback"]
+__all__ = ["InboxHTTPServer", "host_port", "is_loopback"]
 
 log = logging.getLogger("smtpd_compat.inbox")
 
@@ -57,6 +57,11 @@ MAX_LIMIT = 1000
 KEEPALIVE_EVERY = 10.0
 
 LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
+
+
+def host_port(host: str, port: int) -> str:
+    """``host:port``, with an IPv6 address in brackets."""
+    return "[{}]:{}".format(host, port) if ":" in host else "{}:{}".format(host, port)
 
 
 def is_loopback(host: str) -> bool:
@@ -383,7 +388,7 @@ class InboxRequestHandler(BaseHTTPRequestHandler):
         self._json(
             200,
             {
-                "relay": "{}:{}".format(*relay),
+                "relay": host_port(*relay),
                 "to": recipients,
                 "refused": {
                     rcpt: [code, text.decode("utf-8", "replace")]
@@ -413,8 +418,8 @@ class InboxRequestHandler(BaseHTTPRequestHandler):
         self._json(
             200,
             {
-                "smtp": None if smtp is None else "{}:{}".format(*smtp),
-                "relay": None if relay is None else "{}:{}".format(*relay),
+                "smtp": None if smtp is None else host_port(*smtp),
+                "relay": None if relay is None else host_port(*relay),
                 "messages": len(store),
                 "bytes": store.total_bytes,
                 "max_messages": store.max_messages,

@@ -230,6 +230,27 @@ def test_server_sent_events(inbox: Inbox) -> None:
         connection.close()
 
 
+def _ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not _ipv6_loopback(), reason="this machine cannot bind ::1")
+def test_ipv6_loopback() -> None:
+    with Inbox(MessageStore(), ("::1", 0), ("::1", 0)) as inbox:
+        assert inbox.url == "http://[::1]:{}/".format(inbox.http_port)
+        connection = http.client.HTTPConnection("::1", inbox.http_port, timeout=30)
+        connection.request("GET", "/api/v1/info")  # Host: [::1]:port, which the rebinding check allows
+        answer = connection.getresponse()
+        assert answer.status == 200
+        assert json.loads(answer.read())["smtp"] == "[::1]:{}".format(inbox.smtp_port)
+        connection.close()
+
+
 def test_connections_are_bounded() -> None:
     inbox = Inbox(MessageStore(), ("127.0.0.1", 0), ("127.0.0.1", 0), max_connections=2)
     inbox.start()
