@@ -39,6 +39,7 @@ from smtpd_compat.modern.session import Envelope, PeerType, Session
 
 __all__ = [
     "BaseStore",
+    "MessageGone",
     "MessageStore",
     "MessageTooLarge",
     "Query",
@@ -63,8 +64,29 @@ class SearchFields(NamedTuple):
     subject: str
 
 
+RawLoader = Callable[[], bytes]
+
+#: Most of a header section kept apart for listings (longer ones are cut, bodies never read).
+HEAD_LIMIT = 256 * 1024
+
+
+def header_section(raw: bytes) -> bytes:
+    """The header lines of a message, up to the first empty line."""
+    # Keep the last header's line end: +2 after CRLF, +1 after a bare LF.
+    ends = [
+        found + keep
+        for found, keep in ((raw.find(b"\r\n\r\n"), 2), (raw.find(b"\n\n"), 1))
+        if found >= 0
+    ]
+    return raw[: min(ends) if ends else len(raw)][:HEAD_LIMIT]
+
+
 class StoredMessage:
-    """One received message.  Immutable; ``message`` is parsed on first use and cached."""
+    """One received message.  Immutable; ``message`` is parsed on first use and cached.
+
+    A message listed from an SQLite store reads its ``raw`` content on first
+    use; if it was deleted in between, that raises ``MessageGone``.
+    """
 
     __slots__ = (
         "id",
@@ -74,7 +96,9 @@ class StoredMessage:
         "rcpt_tos",
         "mail_options",
         "rcpt_options",
-        "raw",
+        "size",
+        "_raw",
+        "_head",
         "_headers",
         "_message",
     )
@@ -86,7 +110,9 @@ class StoredMessage:
     rcpt_tos: Tuple[str, ...]
     mail_options: Tuple[str, ...]
     rcpt_options: Tuple[str, ...]
-    raw: bytes
+    size: int
+    _raw: Union[bytes, RawLoader]
+    _head: Optional[bytes]
     _headers: Optional[EmailMessage]
     _message: Optional[EmailMessage]
 
@@ -99,8 +125,14 @@ class StoredMessage:
         rcpt_tos: Iterable[str],
         mail_options: Iterable[str],
         rcpt_options: Iterable[str],
-        raw: bytes,
+        raw: Union[bytes, RawLoader],
+        *,
+        size: Optional[int] = None,
+        head: Optional[bytes] = None,
     ) -> None:
+        if size is None:
+            assert isinstance(raw, bytes), "a raw loader needs the size"
+            size = len(raw)
         setattr_ = object.__setattr__
         setattr_(self, "id", id)
         setattr_(self, "received", received)
@@ -109,7 +141,9 @@ class StoredMessage:
         setattr_(self, "rcpt_tos", tuple(rcpt_tos))
         setattr_(self, "mail_options", tuple(mail_options))
         setattr_(self, "rcpt_options", tuple(rcpt_options))
-        setattr_(self, "raw", bytes(raw))
+        setattr_(self, "size", size)
+        setattr_(self, "_raw", bytes(raw) if isinstance(raw, (bytearray, memoryview)) else raw)
+        setattr_(self, "_head", head)
         setattr_(self, "_headers", None)
         setattr_(self, "_message", None)
 
@@ -124,14 +158,18 @@ class StoredMessage:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, StoredMessage):
             return NotImplemented
-        return self.id == other.id and self.raw == other.raw
+        return self.id == other.id and self.size == other.size and self.raw == other.raw
 
     def __hash__(self) -> int:
         return hash(self.id)
 
     @property
-    def size(self) -> int:
-        return len(self.raw)
+    def raw(self) -> bytes:
+        """The content as received: after dot-unstuffing, CRLF line ends."""
+        if not isinstance(self._raw, bytes):
+            object.__setattr__(self, "_raw", self._raw())
+            assert isinstance(self._raw, bytes)
+        return self._raw
 
     @property
     def message(self) -> EmailMessage:
@@ -154,9 +192,8 @@ class StoredMessage:
             if self._message is not None:
                 parsed = self._message
             else:
-                parsed = BytesParser(policy=email.policy.default).parsebytes(
-                    self.raw, headersonly=True
-                )
+                head = self._head if self._head is not None else header_section(self.raw)
+                parsed = BytesParser(policy=email.policy.default).parsebytes(head, headersonly=True)
                 assert isinstance(parsed, EmailMessage)
             object.__setattr__(self, "_headers", parsed)
             assert self._headers is not None
@@ -260,6 +297,10 @@ class StoreEvent(NamedTuple):
     kind: str
     id: Optional[str] = None
     message: Optional[StoredMessage] = None
+
+
+class MessageGone(LookupError):
+    """A listed message's content was asked for after the message was deleted."""
 
 
 class MessageTooLarge(ValueError):
@@ -419,7 +460,7 @@ class BaseStore(metaclass=ABCMeta):
         *,
         query: Union[None, str, Query] = None,
     ) -> StoredMessage:
-        """The newest message satisfying ``predicate`` and ``query``, waiting for one if none is stored.
+        """The newest message matching ``predicate`` and ``query``; waits for one if none is stored.
 
         Raises ``TimeoutError`` after ``timeout`` seconds (``None``: wait forever);
         an exception raised by ``predicate`` is raised here.
@@ -641,10 +682,12 @@ CREATE TABLE IF NOT EXISTS messages (
     search_recipients TEXT NOT NULL,
     search_subject TEXT NOT NULL,
     size INTEGER NOT NULL,
+    head BLOB NOT NULL,
     raw BLOB NOT NULL
 )
 """
-_COLUMNS = "id, received, peer, mail_from, rcpt_tos, mail_options, rcpt_options, raw"
+# Everything but the content: listings read the header section only.
+_COLUMNS = "id, received, peer, mail_from, rcpt_tos, mail_options, rcpt_options, size, head"
 
 
 class SQLiteStore(BaseStore):
@@ -652,6 +695,8 @@ class SQLiteStore(BaseStore):
 
     One connection, used under the store's lock from whichever thread calls.
     Ids keep increasing across restarts and deletions (``AUTOINCREMENT``).
+    ``get()`` reads the whole message; ``list()`` and ``all()`` read only
+    headers, and each message's content when first used.
     """
 
     def __init__(
@@ -684,9 +729,9 @@ class SQLiteStore(BaseStore):
         draft = message("")
         fields = draft.search_fields
         cursor = self._db.execute(
-            "INSERT INTO messages (received, peer, mail_from, rcpt_tos, mail_options,"
-            " rcpt_options, search_sender, search_recipients, search_subject, size, raw)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO messages (received, peer, mail_from, rcpt_tos, mail_options, rcpt_options,"
+            " search_sender, search_recipients, search_subject, size, head, raw)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 draft.received,
                 json.dumps(draft.peer),
@@ -698,6 +743,7 @@ class SQLiteStore(BaseStore):
                 fields.recipients,
                 fields.subject,
                 draft.size,
+                header_section(draft.raw),
                 draft.raw,
             ),
         )
@@ -707,9 +753,9 @@ class SQLiteStore(BaseStore):
         if not id.isdigit():
             return None
         row = self._db.execute(
-            "SELECT {} FROM messages WHERE id = ?".format(_COLUMNS), (int(id),)
+            "SELECT {}, raw FROM messages WHERE id = ?".format(_COLUMNS), (int(id),)
         ).fetchone()
-        return None if row is None else _from_row(row)
+        return None if row is None else self._message(row[:-1], row[-1])
 
     def _newest_first(self, query: Optional[Query]) -> Iterator[StoredMessage]:
         if query is None:
@@ -720,7 +766,8 @@ class SQLiteStore(BaseStore):
                 "SELECT {} FROM messages WHERE inbox_match(search_sender, search_recipients,"
                 " search_subject) ORDER BY id DESC".format(_COLUMNS)
             )
-        return map(_from_row, rows.fetchall())
+        # Lazily: callers stop at their limit, under the lock, so later rows are never read.
+        return map(self._message, rows)
 
     def _sql_match(self, sender: str, recipients: str, subject: str) -> bool:
         assert self._query is not None
@@ -728,7 +775,7 @@ class SQLiteStore(BaseStore):
 
     def _oldest_first(self) -> Iterator[StoredMessage]:
         rows = self._db.execute("SELECT {} FROM messages ORDER BY id".format(_COLUMNS))
-        return map(_from_row, rows.fetchall())
+        return map(self._message, rows)
 
     def _remove(self, id: str) -> bool:
         if not id.isdigit():
@@ -746,20 +793,31 @@ class SQLiteStore(BaseStore):
         row = self._db.execute("SELECT MIN(id) FROM messages").fetchone()
         return None if row[0] is None else str(row[0])
 
+    def _message(self, row: Tuple[Any, ...], raw: Optional[bytes] = None) -> StoredMessage:
+        id_, received, peer, mail_from, rcpt_tos, mail_options, rcpt_options, size, head = row
+        peer_value = json.loads(peer)
+        return StoredMessage(
+            str(id_),
+            received,
+            tuple(peer_value) if isinstance(peer_value, list) else peer_value,
+            mail_from,
+            json.loads(rcpt_tos),
+            json.loads(mail_options),
+            json.loads(rcpt_options),
+            self._loader(id_) if raw is None else raw,
+            size=size,
+            head=head,
+        )
 
-def _from_row(row: Tuple[Any, ...]) -> StoredMessage:
-    id_, received, peer, mail_from, rcpt_tos, mail_options, rcpt_options, raw = row
-    peer_value = json.loads(peer)
-    return StoredMessage(
-        str(id_),
-        received,
-        tuple(peer_value) if isinstance(peer_value, list) else peer_value,
-        mail_from,
-        json.loads(rcpt_tos),
-        json.loads(mail_options),
-        json.loads(rcpt_options),
-        raw,
-    )
+    def _loader(self, id: int) -> RawLoader:
+        def load() -> bytes:
+            with self._lock:
+                row = self._db.execute("SELECT raw FROM messages WHERE id = ?", (id,)).fetchone()
+            if row is None:
+                raise MessageGone("message {} was deleted from {}".format(id, self.path))
+            return bytes(row[0])
+
+        return load
 
 
 class StoringHandler:

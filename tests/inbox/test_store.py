@@ -12,6 +12,7 @@ import pytest
 
 from smtpd_compat.inbox.store import (
     BaseStore,
+    MessageGone,
     MessageStore,
     MessageTooLarge,
     Query,
@@ -19,6 +20,7 @@ from smtpd_compat.inbox.store import (
     StoreEvent,
     StoredMessage,
     StoringHandler,
+    header_section,
 )
 from smtpd_compat.modern.controller import Controller
 
@@ -136,6 +138,26 @@ def test_sqlite_survives_restart_and_applies_caps_on_open(tmp_path: Path) -> Non
         assert int(add(reopened, "four").id) > int(kept[-1].id)
     finally:
         reopened.close()
+
+
+def test_sqlite_listings_read_content_on_first_use(tmp_path: Path) -> None:
+    store = SQLiteStore(str(tmp_path / "inbox.db"))
+    try:
+        kept, dropped = add(store, "kept"), add(store, "dropped")
+        listed = {m.subject: m for m in store.list()}  # subjects come from the header section alone
+        assert listed["kept"].raw == kept.raw and listed["kept"].size == kept.size
+        store.delete(dropped.id)
+        assert listed["dropped"].subject == "dropped"
+        with pytest.raises(MessageGone):
+            listed["dropped"].raw
+    finally:
+        store.close()
+
+
+def test_header_section() -> None:
+    assert header_section(b"A: 1\r\nB: 2\r\n\r\nbody\r\n\r\nmore") == b"A: 1\r\nB: 2\r\n"
+    assert header_section(b"A: 1\nB: 2\n\nbody") == b"A: 1\nB: 2\n"
+    assert header_section(b"A: 1\r\n") == b"A: 1\r\n"
 
 
 def test_sqlite_refuses_unknown_schema(tmp_path: Path) -> None:
