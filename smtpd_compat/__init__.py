@@ -15,7 +15,8 @@ from __future__ import annotations
 # users do with DEBUGSTREAM, and smtpd's own tests with socket) takes effect.
 import socket as socket
 import sys
-from typing import TYPE_CHECKING, Any
+import typing
+from typing import Any
 
 # ("X as X": names programs use, though not in stdlib smtpd's __all__.)
 from smtpd_compat import asynchat as asynchat
@@ -44,7 +45,7 @@ __all__ = [
 program = sys.argv[0]
 DEBUGSTREAM: Any = Devnull()
 
-if TYPE_CHECKING:
+if typing.TYPE_CHECKING:  # (a module attribute: no extra public name)
     from smtpd_compat.legacy.names import EMPTYSTRING as EMPTYSTRING
 else:
 
