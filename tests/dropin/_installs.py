@@ -78,8 +78,15 @@ class Installer:
             self.install(venv, requirement)
         return venv
 
-    def install(self, venv: "Venv", *requirements: str) -> None:
-        self.pip("--python", str(venv.python), "install", "-q", *requirements)
+    def install(self, venv: "Venv", *requirements: str, wheelhouse: Optional[Path] = None) -> None:
+        """pip install into ``venv``; from ``wheelhouse`` alone if given (see :meth:`download`)."""
+        local = ["--no-index", "--find-links", str(wheelhouse)] if wheelhouse else []
+        self.pip("--python", str(venv.python), "install", "-q", "--no-compile", *local, *requirements)
+
+    def download(self, directory: Path, *requirements: str) -> Path:
+        """Fetch ``requirements`` (and their dependencies) once, as wheels, for several installs."""
+        self.pip("wheel", "-q", "-w", str(directory), *requirements)
+        return directory
 
     def uninstall(self, venv: "Venv", *names: str) -> None:
         self.pip("--python", str(venv.python), "uninstall", "-y", "-q", *names)
