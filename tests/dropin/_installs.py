@@ -57,16 +57,8 @@ class Installer:
 
     def build_wheel(self, workdir: Path) -> Path:
         """Build the project's wheel from a copy of the checkout; return its path."""
-        source = workdir / "source"
-        source.mkdir()
-        for name in WHEEL_SOURCES:
-            path = REPO_ROOT / name
-            if path.is_dir():
-                shutil.copytree(path, source / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-            else:
-                shutil.copyfile(path, source / name)
         out = workdir / "wheel"
-        self.pip("wheel", "--no-deps", "-q", "-w", str(out), str(source))
+        self.pip("wheel", "--no-deps", "-q", "-w", str(out), str(copy_sources(workdir / "source")))
         (wheel,) = out.glob("smtpd_compat-*.whl")
         return wheel
 
@@ -90,6 +82,18 @@ class Installer:
 
     def uninstall(self, venv: "Venv", *names: str) -> None:
         self.pip("--python", str(venv.python), "uninstall", "-y", "-q", *names)
+
+
+def copy_sources(target: Path) -> Path:
+    """What building the project needs, copied from the checkout to ``target``."""
+    target.mkdir()
+    for name in WHEEL_SOURCES:
+        path = REPO_ROOT / name
+        if path.is_dir():
+            shutil.copytree(path, target / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        else:
+            shutil.copyfile(path, target / name)
+    return target
 
 
 class Venv:

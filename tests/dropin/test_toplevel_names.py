@@ -18,10 +18,12 @@ import _smtpd_compat_dropin
 from tests.dropin._installs import (
     ALIASES_ACTIVE,
     REPO_ROOT,
+    Installer,
     STARTUP_FILES,
     TOPLEVEL_NAMES,
     Venv,
     clean_env,
+    copy_sources,
     wheel_root_files,
     wheel_text,
 )
@@ -147,6 +149,16 @@ def test_python_m_smtpd_debugging_server_prints_what_311_printed(dropin_venv: Ve
     (ref_out, ref_err), (our_out, our_err) = outputs
     assert our_out == ref_out and len(our_out.splitlines()) > 3 * len(MESSAGES)
     assert our_err == ref_err
+
+
+@needs_aliases
+def test_editable_install_gets_the_hook_too(installer: Installer, tmp_path: Path) -> None:
+    venv = installer.venv(tmp_path / "venv")
+    installer.install(venv, "--no-deps", "-e", str(copy_sources(tmp_path / "source")))
+    code = "import smtpd, smtpd_compat; print(smtpd is smtpd_compat, smtpd.__file__)"
+    assert venv.check(code) == "True %s\n" % (tmp_path / "source" / "smtpd_compat" / "__init__.py")
+    result = venv.run("-m", "smtpd", "--version")
+    assert (result.returncode, result.stdout) == (0, "Python SMTP proxy version 0.3\n"), result.stderr
 
 
 def test_install_outside_312_and_twice_is_harmless() -> None:
