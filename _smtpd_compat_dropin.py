@@ -24,8 +24,13 @@ from __future__ import annotations
 
 import os
 import sys
-from types import ModuleType
-from typing import Any, Optional, Sequence, cast
+
+# Nothing beyond what site.py has already loaded: typing alone would cost
+# every interpreter start ~10 ms.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from types import ModuleType
+    from typing import Any, Optional, Sequence
 
 __all__ = ["ALIASES", "DISABLE_VARIABLE", "AliasFinder", "install", "target_of"]
 
@@ -79,9 +84,10 @@ class AliasFinder:
         target_spec = importlib.util.find_spec(target_name)
         if target_spec is None:  # the package is gone (uninstalled beside a leftover hook)
             return None
+        loader: Any = AliasLoader(target_name, target_spec)  # a Loader by protocol
         spec = ModuleSpec(
             fullname,
-            cast(Any, AliasLoader(target_name, target_spec)),  # a Loader by protocol
+            loader,
             origin=target_spec.origin,
             is_package=target_spec.submodule_search_locations is not None,
         )
