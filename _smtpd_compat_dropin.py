@@ -54,17 +54,20 @@ class AliasLoader:
     def __init__(self, target: str, target_spec: Any) -> None:
         self.target = target
         self.target_spec = target_spec
+        self.own_spec: Any = None
 
     def create_module(self, spec: Any) -> ModuleType:
         import importlib
 
-        return importlib.import_module(self.target)
+        module = importlib.import_module(self.target)
+        self.own_spec = module.__spec__
+        return module
 
     def exec_module(self, module: ModuleType) -> None:
         # The import system has just set module.__spec__ to the alias's spec;
-        # the module keeps its own, so importlib.reload(smtpd) reloads
+        # the module gets its own back, so importlib.reload(smtpd) reloads
         # smtpd_compat in place and the alias stays the same object.
-        module.__spec__ = self.target_spec
+        module.__spec__ = self.own_spec
 
     def get_code(self, fullname: str) -> Any:
         """What ``runpy`` runs for ``python -m smtpd`` (that is, ``smtpd.__main__``)."""
@@ -85,12 +88,7 @@ class AliasFinder:
         if target_spec is None:  # the package is gone (uninstalled beside a leftover hook)
             return None
         loader: Any = AliasLoader(target_name, target_spec)  # a Loader by protocol
-        spec = ModuleSpec(
-            fullname,
-            loader,
-            origin=target_spec.origin,
-            is_package=target_spec.submodule_search_locations is not None,
-        )
+        spec = ModuleSpec(fullname, loader, origin=target_spec.origin)
         spec.submodule_search_locations = target_spec.submodule_search_locations
         spec.has_location = target_spec.has_location
         return spec
