@@ -16,7 +16,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import pytest
 
@@ -64,10 +64,10 @@ smtpd.asyncore.loop(timeout=0.05)
 class ServerProcess:
     """A server script in a subprocess; its stdout goes to a file we can re-read."""
 
-    def __init__(self, argv: Sequence[str], env: Optional[Dict[str, str]] = None) -> None:
+    def __init__(self, argv: Sequence[str], env: Optional[Dict[str, str]] = None, **popen: Any) -> None:
         self._out = tempfile.TemporaryFile()
         self._err = tempfile.TemporaryFile()
-        self.proc = subprocess.Popen(list(argv), stdout=self._out, stderr=self._err, env=env or env_with_repo())
+        self.proc = subprocess.Popen(list(argv), stdout=self._out, stderr=self._err, env=env or env_with_repo(), **popen)
         self._read_upto = 0
 
     def wait_for_port_line(self) -> int:

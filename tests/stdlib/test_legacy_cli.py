@@ -12,7 +12,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
-from typing import Iterator, List, Tuple
+from typing import Dict, Iterator, List, Optional, Tuple
 
 import pytest
 
@@ -37,12 +37,26 @@ def _run_cli(reference: bool, *args: str, timeout: float = 20) -> subprocess.Com
 
 
 def _start(reference: bool, *args: str) -> Tuple[ServerProcess, int]:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = ServerProcess(_cli(reference) + list(args) + ["127.0.0.1:%d" % port])
-    _wait_listening(server, port)
-    return server, port
+    return start_cli(_cli(reference), *args)
+
+
+def start_cli(command: List[str], *args: str, env: Optional[Dict[str, str]] = None) -> Tuple[ServerProcess, int]:
+    """``command *args 127.0.0.1:<a free port>``, listening; another port if that one was taken meanwhile."""
+    for _ in range(3):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        server = ServerProcess(command + list(args) + ["127.0.0.1:%d" % port], env=env)
+        try:
+            _wait_listening(server, port)
+        except AssertionError:
+            taken = b"Address already in use" in server.stderr()
+            server.close()
+            if taken:
+                continue
+            raise
+        return server, port
+    raise AssertionError("no free port in three tries")
 
 
 def _wait_listening(server: ServerProcess, port: int) -> None:
