@@ -53,9 +53,6 @@ class StreamWriterView:
     async def drain(self) -> None:
         await self._adapter._drain()
 
-    def is_closing(self) -> bool:
-        return self._adapter._closing()
-
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         transport = self.transport
         return default if transport is None else transport.get_extra_info(name, default)
@@ -75,9 +72,6 @@ class _BufferView:
 
     def clear(self) -> None:
         self._adapter._framer.discard_buffered()
-
-    def __len__(self) -> int:
-        return self._adapter._framer.buffered
 
 
 class StreamReaderView:
@@ -99,9 +93,6 @@ class StreamReaderView:
         """One line with its ``\\r\\n``; ``b""`` at end of input."""
         line = await self._adapter._readline()
         return b"" if line is None else line + b"\r\n"
-
-    def at_eof(self) -> bool:
-        return self._adapter._eof and not self._adapter._framer.buffered
 
 
 class AiosmtpdStreams:
@@ -136,14 +127,21 @@ class AiosmtpdStreams:
         Once ``loop.start_tls()`` has taken the connection over, input comes
         through the TLS layer, not the transport we hold: whatever the
         client pipelined in the clear behind STARTTLS is still buffered then,
-        and must never run as if it came over TLS (CVE-2024-34083).
+        and must never run as if it came over TLS (CVE-2024-34083).  Input
+        sent with the handshake's last flight arrives here before the
+        subclass hands us the TLS transport, so the drop happens now.
         """
         transport = self._transport
         receiver: object = None if transport is None else transport.get_protocol()
-        if receiver is not self and transport is not None and not self._plaintext_dropped:
+        if receiver is not self and transport is not None:
+            self._drop_plaintext()
+        super(AiosmtpdStreams, self).data_received(data)  # type: ignore[misc]
+
+    def _drop_plaintext(self) -> None:
+        """Discard the input buffered before TLS, once per connection."""
+        if not self._plaintext_dropped:
             self._plaintext_dropped = True
             self._framer.discard_buffered()
-        super(AiosmtpdStreams, self).data_received(data)  # type: ignore[misc]
 
     @property
     def _reader(self) -> StreamReaderView:
@@ -179,6 +177,9 @@ class AiosmtpdStreams:
             and current.get_extra_info("ssl_object") is None
             and transport.get_extra_info("ssl_object") is not None
         ):
+            # Unless TLS input came first (see data_received above), all
+            # that is buffered came in the clear.
+            self._drop_plaintext()
             self._tls_established(transport)
         else:
             self.transport = transport
