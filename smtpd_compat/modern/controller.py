@@ -10,7 +10,7 @@ Differences from aiosmtpd 1.4.6, all fixes of reported bugs:
 * Restartable: when no loop was supplied, each ``start()`` gets a fresh loop.
 * Stopping cancels only this controller's sessions and closes their
   connections; a supplied loop is left open and its other tasks untouched.
-* ``stop()`` always returns: it waits at most ``ready_timeout`` for the
+* ``stop()`` always returns: it waits at most ``stop_timeout`` for the
   server thread, then warns (``RuntimeWarning``) and leaves it as a daemon.
 
 Subclasses written for aiosmtpd 1.4.6 keep working, its override points with
@@ -268,6 +268,9 @@ class BaseThreadedController(BaseController, metaclass=ABCMeta):
     """Runs the server's loop in a daemon thread between ``start()`` and ``stop()``."""
 
     _thread: Optional[threading.Thread] = None
+    #: Longest wait in ``stop()`` for the server thread to end; then it is
+    #: left running as a daemon thread, with a ``RuntimeWarning``.
+    stop_timeout: float = 10.0
 
     def __init__(
         self,
@@ -393,8 +396,8 @@ class BaseThreadedController(BaseController, metaclass=ABCMeta):
 
     def _end_thread(self) -> None:
         """Have the loop call ``cancel_tasks()``, then wait for the thread,
-        at most ``ready_timeout``: a ``_run()`` that never returns is warned
-        about and left behind as the daemon thread it is, never waited for."""
+        at most ``stop_timeout``: a ``_run()`` that never returns is warned
+        about and left behind as the daemon thread it is."""
         thread = self._thread
         if thread is None or not thread.is_alive():
             return
@@ -402,11 +405,11 @@ class BaseThreadedController(BaseController, metaclass=ABCMeta):
         if loop is not None:
             with suppress(RuntimeError):  # closed: the thread is ending anyway
                 loop.call_soon_threadsafe(self.cancel_tasks)
-        thread.join(self.ready_timeout)
+        thread.join(self.stop_timeout)
         if thread.is_alive():
             warn(
                 f"the SMTP server thread {thread.name!r} did not end within "
-                f"{self.ready_timeout:g} s of being asked to stop (does an overridden "
+                f"{self.stop_timeout:g} s of being asked to stop (does an overridden "
                 "_run() or cancel_tasks() ignore it?); it is left running as a daemon thread",
                 RuntimeWarning,
                 stacklevel=3,

@@ -130,11 +130,13 @@ def test_stop_returns_and_warns_when_run_never_returns() -> None:
     stuck = threading.Event()
 
     class NeverReturns(Style146Controller):
+        stop_timeout = 0.5
+
         def _run(self, ready_event: threading.Event) -> None:
             super()._run(ready_event)
             stuck.wait(60)  # e.g. a wait_closed() that never finishes
 
-    controller = NeverReturns(Sink(), hostname="127.0.0.1", port=0, loop=asyncio.new_event_loop(), ready_timeout=0.5)
+    controller = NeverReturns(Sink(), hostname="127.0.0.1", port=0, loop=asyncio.new_event_loop())
     controller.start()
     thread = controller._thread
     try:
@@ -165,10 +167,12 @@ def test_stop_calls_an_overridden_cancel_tasks_in_the_loop_thread() -> None:
 
 def test_stop_returns_when_cancel_tasks_ignores_it() -> None:
     class Deaf(Controller):
+        stop_timeout = 0.5
+
         def cancel_tasks(self, stop_loop: bool = True) -> None:
             pass
 
-    controller = Deaf(Sink(), hostname="127.0.0.1", port=0, ready_timeout=0.5)
+    controller = Deaf(Sink(), hostname="127.0.0.1", port=0)
     controller.start()
     loop = controller.loop
     with pytest.warns(RuntimeWarning, match="left running as a daemon thread"):
