@@ -531,6 +531,12 @@ class InetMixin(BaseController, metaclass=ABCMeta):
         self.hostname = get_localhost() if hostname is None else hostname
         self.port = port
 
+    @property
+    def _localhost(self) -> str:
+        # aiosmtpd's attribute: self-connecting _trigger_server() overrides
+        # copied from it connect to ``self.hostname or self._localhost``.
+        return get_localhost()
+
     def _create_server(self) -> Awaitable[asyncio.AbstractServer]:
         return self._bind_inet()
 

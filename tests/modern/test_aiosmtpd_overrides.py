@@ -18,7 +18,7 @@ from typing import Any, List, Optional
 
 import pytest
 
-from smtpd_compat.modern.controller import Controller
+from smtpd_compat.modern.controller import Controller, get_localhost
 from smtpd_compat.modern.handlers import Sink
 from smtpd_compat.modern.smtp import SMTP, Envelope, Session, TLSSetupException, syntax
 
@@ -52,8 +52,9 @@ class Style146Controller(Controller):
 
     def _trigger_server(self) -> None:
         type(self).triggered += 1
+        hostname = self.hostname or self._localhost
         with ExitStack() as stack:
-            sock = stack.enter_context(socket.create_connection((self.hostname, self.port), 1.0))
+            sock = stack.enter_context(socket.create_connection((hostname, self.port), 1.0))
             sock.recv(1024)
 
 
@@ -70,6 +71,7 @@ def test_146_style_run_and_trigger_start_serve_and_stop() -> None:
     loop = asyncio.new_event_loop()
     Style146Controller.triggered = 0
     controller = Style146Controller(handler, hostname="127.0.0.1", port=0, loop=loop)
+    assert controller._localhost == get_localhost()
     controller.start()
     assert Style146Controller.triggered == 1  # start() used the override to make the factory run
     assert isinstance(controller.smtpd, SMTP)
