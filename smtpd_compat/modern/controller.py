@@ -401,10 +401,16 @@ class BaseThreadedController(BaseController, metaclass=ABCMeta):
         thread = self._thread
         if thread is None or not thread.is_alive():
             return
+        def cancel_in_server_thread() -> None:
+            # Should the thread end first, a supplied loop keeps this
+            # callback; it must not stop the loop's next user.
+            if threading.current_thread() is thread:
+                self.cancel_tasks()
+
         loop = self._loop
         if loop is not None:
             with suppress(RuntimeError):  # closed: the thread is ending anyway
-                loop.call_soon_threadsafe(self.cancel_tasks)
+                loop.call_soon_threadsafe(cancel_in_server_thread)
         thread.join(self.stop_timeout)
         if thread.is_alive():
             warn(

@@ -325,3 +325,32 @@ def test_views_before_any_connection() -> None:
         assert smtpd._tls_protocol is marker and smtpd._tls_active
     finally:
         smtpd.loop.close()
+
+
+def test_stop_request_never_reaches_a_supplied_loops_next_user() -> None:
+    release = threading.Event()
+
+    class LoopLess(Controller):
+        """A _run() that makes the protocol itself and never runs the loop."""
+
+        stop_timeout = 0.2
+
+        def _run(self, ready_event: threading.Event) -> None:
+            self._factory_invoker()
+            ready_event.set()
+            release.wait(60)
+
+    loop = asyncio.new_event_loop()
+    try:
+        controller = LoopLess(Sink(), hostname="127.0.0.1", port=0, loop=loop)
+        controller.start()
+        thread = controller._thread
+        with pytest.warns(RuntimeWarning):
+            controller.stop()  # its request to the thread is left queued in the loop
+        release.set()
+        assert thread is not None
+        thread.join(5)
+        assert loop.run_until_complete(asyncio.sleep(0.01, "still usable")) == "still usable"
+    finally:
+        release.set()
+        loop.close()
