@@ -13,6 +13,7 @@ import asyncio
 from typing import Any, List, Optional, Union
 
 from ..engine.framing import CommandLine, CommandTooLong, Framer
+from .streams import StreamWriterView
 
 __all__ = ["ConnectionAdapter"]
 
@@ -21,23 +22,6 @@ __all__ = ["ConnectionAdapter"]
 _READ_HIGH_WATER = 1 << 20
 # Replies are flushed when this much is pending even mid-batch.
 _WRITE_FLUSH_AT = 1 << 16
-
-
-class StreamWriterView:
-    """The two things code written for aiosmtpd (its own tests among it) uses
-    of the ``StreamWriter`` its protocol kept as ``_writer``: ``close()``,
-    and ``transport``, which stays readable after the connection is gone.
-    The adapter closes connections through it too."""
-
-    def __init__(self, adapter: "ConnectionAdapter") -> None:
-        self._adapter = adapter
-        #: The connection's latest transport (the TLS one after STARTTLS).
-        self.transport: Optional[asyncio.BaseTransport] = None
-
-    def close(self) -> None:
-        transport = self._adapter.transport
-        if transport is not None:
-            transport.close()
 
 
 class ConnectionAdapter(asyncio.Protocol):
@@ -96,6 +80,10 @@ class ConnectionAdapter(asyncio.Protocol):
         self._transport = transport
         if transport is not None:
             self._writer.transport = transport
+
+    def _adopt_transport(self, transport: asyncio.BaseTransport) -> None:
+        """Carry on over ``transport``, handed in through ``_writer``."""
+        self.transport = transport
 
     def _closing(self) -> bool:
         """True once the connection is closing or gone."""

@@ -41,6 +41,7 @@ from ..engine.grammar import (
 )
 from . import __version__, _get_or_new_eventloop
 from .connection import ConnectionAdapter
+from .streams import AiosmtpdStreams
 from .auth import (  # AuthResult, AuthenticatorType: importable, as in aiosmtpd
     AuthCallbackType,
     AuthenticatorType,
@@ -116,7 +117,7 @@ def sanitized_log(func: Any, msg: Any, *args: Any, **kwargs: Any) -> None:
     func(msg, *(sanitize(a) if isinstance(a, bytes) else a for a in args), **kwargs)
 
 
-class SMTP(AuthMixin, ConnectionAdapter):
+class SMTP(AuthMixin, AiosmtpdStreams, ConnectionAdapter):
     """One SMTP connection: create one per client (a protocol factory)."""
 
     command_size_limit = 512
@@ -294,12 +295,6 @@ class SMTP(AuthMixin, ConnectionAdapter):
     def _tls_active(self) -> bool:
         """TLS is up, by STARTTLS or implicitly (SMTPS)."""
         return self._tls_started or self._smtps
-
-    @property
-    def _tls_protocol(self) -> Optional[object]:
-        # aiosmtpd exposed its private SSLProtocol here; tests only ask
-        # whether it is set.
-        return self.transport if self._tls_started else None
 
     # -- asyncio.Protocol ----------------------------------------------
 
@@ -685,6 +680,11 @@ class SMTP(AuthMixin, ConnectionAdapter):
         # No second discard here: the plaintext transport stopped feeding us
         # when start_tls() began, and whatever arrived since came over TLS
         # (the command sent with the handshake's last flight, for one).
+        self._tls_established(tls_transport)
+
+    def _tls_established(self, tls_transport: asyncio.BaseTransport) -> None:
+        """TLS is up (our STARTTLS or a subclass's): what the client said
+        in the clear is forgotten (RFC 3207 4.2)."""
         self.transport = tls_transport
         self._tls_started = True
         plain = self.session
