@@ -149,7 +149,8 @@ class _SelectPollster:
             readable, writable, exceptional = select.select(
                 wanting(_POLLIN), wanting(_POLLOUT), wanting(_POLLPRI), timeout_ms / 1000
             )
-        except (OSError, ValueError):  # a closed descriptor: EBADF, WSAENOTSOCK, or fd -1
+        except OSError:  # a descriptor closed behind our back: EBADF, WSAENOTSOCK
+            # (ValueError, more descriptors than select() takes, propagates as it did in the stdlib)
             invalid = self._invalid()
             if not invalid:
                 raise
@@ -166,7 +167,7 @@ class _SelectPollster:
         for fd in list(self._masks):
             try:
                 select.select([fd], [], [], 0)
-            except (OSError, ValueError):
+            except OSError:
                 invalid.append((fd, _POLLNVAL))
                 del self._masks[fd]
         return invalid

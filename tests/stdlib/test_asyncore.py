@@ -6,6 +6,7 @@ import errno
 import os
 import re
 import resource
+import select
 import socket
 import subprocess
 import sys
@@ -440,6 +441,7 @@ def make_pair_echo(impl: ModuleType, channel_map: Dict[int, Any]) -> Tuple[Any, 
     return client, server_end
 
 
+@pytest.mark.skipif(not hasattr(select, "poll"), reason="select(), the fallback without poll(), stops at FD_SETSIZE")
 @pytest.mark.usefixtures("enough_descriptors")
 @pytest.mark.parametrize("use_poll", [False, True], ids=["poll", "poll2"])
 def test_more_than_fd_setsize_sockets_in_one_map(use_poll: bool) -> None:
