@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import sys
-import warnings
 from typing import Optional
 
 #: The aiosmtpd API level this face mirrors (it also names the ident).
@@ -16,21 +15,30 @@ __version__ = "1.4.6"
 
 
 def _current_loop() -> Optional[asyncio.AbstractEventLoop]:
-    """The running loop, else the loop set as this thread's current one, else None."""
+    """The running loop, else the loop set as this thread's current one, else None;
+    never creates a loop and never warns."""
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        pass
     if sys.version_info >= (3, 14):
-        # 3.14+: get_event_loop() never creates a loop; without one it raises.
+        # 3.14+: get_event_loop() returns the loop set as current, or raises.
         try:
             return asyncio.get_event_loop()
         except RuntimeError:
             return None
+    # Before 3.14 get_event_loop() creates a loop itself in the main thread when
+    # none is set (with a DeprecationWarning from 3.12 on).  The stdlib policies
+    # keep the thread's loop in `_local._loop` (3.9 to 3.13 alike); a policy of
+    # one's own decides for itself.
+    policy = asyncio.get_event_loop_policy()
+    local = getattr(policy, "_local", None)
+    if local is not None:
+        loop: Optional[asyncio.AbstractEventLoop] = getattr(local, "_loop", None)
+        return loop
     try:
-        with warnings.catch_warnings():
-            # Before 3.14 get_event_loop() may create a loop itself: 3.10-3.13 warn
-            # when they would (3.12+ deprecate it), 3.9 does it silently in the main
-            # thread.  Turned into an error, the warning means "no loop".
-            warnings.simplefilter("error", DeprecationWarning)
-            return asyncio.get_event_loop()
-    except (DeprecationWarning, RuntimeError):
+        return policy.get_event_loop()
+    except RuntimeError:
         return None
 
 
