@@ -93,7 +93,8 @@ Options:
 Version: %(__version__)s
 
 Without localhost, `localhost' is used; without localport, 8025.  Without
-remotehost, `localhost' is used; without remoteport, 25.
+remotehost, `localhost' is used; without remoteport, 25.  An IPv6 address
+goes in brackets: [::1]:8025.
 """
 
 
