@@ -9,8 +9,9 @@ Deliberate differences, all invisible to correct programs:
 * :func:`poll` waits with ``select.poll()`` instead of ``select.select()``, so descriptors
   above ``FD_SETSIZE`` (1024) work.  The readiness reported to dispatchers is the one
   ``select()`` would report: read events first, then write, then exceptional (OOB) ones.
-  Where ``select.poll`` does not exist (Windows), both :func:`poll` and :func:`poll2` wait
-  with ``select.select()``, as the stdlib's did there.
+  Where ``select.poll`` does not exist (Windows), :func:`poll` waits with ``select()`` and
+  ``loop(use_poll=True)`` runs it, as the stdlib's did there; :func:`poll2` called directly
+  works on ``select()`` too (the stdlib's raised ``AttributeError``).
 * Waiting happens in short slices: when another thread closes channels or empties the map
   the wait ends early, so ``loop()`` in a background thread returns promptly after
   ``close_all()``.  A descriptor closed behind asyncore's back gets ``handle_close()``
@@ -297,7 +298,8 @@ def loop(
     """Run passes until the map is empty, or at most ``count`` passes."""
     if map is None:
         map = socket_map
-    poll_once = poll2 if use_poll else poll
+    # Without select.poll (Windows) use_poll means poll(), as in the stdlib.
+    poll_once = poll2 if use_poll and hasattr(select, "poll") else poll
     if count is None:
         while map:
             poll_once(timeout, map)

@@ -179,6 +179,8 @@ def test_dispatch_order_of_one_pass(
         b_peer.send(b"y")
         impl.loop(timeout=1, use_poll=use_poll, map=channel_map, count=1)
     queries = [("readable?", "a"), ("writable?", "a"), ("readable?", "b"), ("writable?", "b")]
+    if not hasattr(select, "poll"):  # Windows: loop(use_poll=True) runs poll(), as the stdlib's did
+        expected_events = sorted(expected_events, key=lambda event: event[0] == "write")
     assert trace == queries + expected_events
 
 
