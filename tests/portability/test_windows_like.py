@@ -108,3 +108,28 @@ def test_console_scripts_find_classes_in_the_current_directory(
     modern = console_script(prelude, bin_dir, "smtpd_compat.modern.main", "-n", "-c", "mymodule.Handler",
                             "-l", "127.0.0.1:0")
     assert serve_and_stop(servers, modern, signal.SIGTERM, cwd=tmp_path) == b"from a@example.com to ['b@example.com']\n" * 2
+
+
+@PLATFORMS
+@pytest.mark.parametrize(
+    ("module", "args"),
+    [
+        ("smtpd_compat.modern", ["-n", "-l", "127.0.0.1:0"]),
+        ("smtpd_compat", ["-n", "-c", "smtpd_compat.modern.handlers.Sink", "127.0.0.1:0"]),
+    ],
+    ids=["modern-cli", "legacy-cli-modern-handler"],
+)
+def test_sigterm_with_a_client_still_connected(
+    servers: List[TerminalServer], prelude: str, module: str, args: List[str]
+) -> None:
+    server = TerminalServer(python(prelude, module, *args))
+    servers.append(server)
+    client = smtplib.SMTP("127.0.0.1", server.port, timeout=10)
+    try:
+        assert client.ehlo("me")[0] == 250
+        returncode, _ = server.stop(signal.SIGTERM)
+        assert returncode == 0, server.terminal()
+        with pytest.raises(smtplib.SMTPServerDisconnected):
+            client.noop()
+    finally:
+        client.close()
