@@ -16,7 +16,7 @@ import pytest
 
 from smtpd_compat.modern.main import parseargs
 from tests.portability._children import TerminalServer
-from tests.portability._platforms import child_env, python
+from tests.portability._platforms import REPO_ROOT, child_env, python
 
 MODERN = [sys.executable, "-m", "smtpd_compat.modern", "-n"]
 LEGACY = [sys.executable, "-m", "smtpd_compat", "-n"]
@@ -167,3 +167,18 @@ def test_modern_prints_what_aiosmtpd_prints_on_pipes() -> None:
     theirs, ours = outputs
     assert "no terminal" in ours[0] and ours[1] == ""
     assert ours == theirs
+
+
+def test_the_readme_test_mail_prints_what_the_readme_shows() -> None:
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    one_liner = re.search(r"^python3 -c '(import smtplib; .*)'$", readme, re.MULTILINE)
+    shown = re.search(r"and it prints:\n\n```\n(.*?)```\n", readme, re.DOTALL)
+    assert one_liner is not None and shown is not None
+    server = TerminalServer(python("", "smtpd_compat", "-n", "-c", "DebuggingServer", "localhost:0"))
+    try:
+        code = one_liner.group(1).replace("8025", str(server.port))
+        subprocess.run([sys.executable, "-c", code], check=True, timeout=30)
+    finally:
+        returncode, stdout = server.stop(signal.SIGINT)
+    assert returncode == 0
+    assert stdout.decode() == shown.group(1)
