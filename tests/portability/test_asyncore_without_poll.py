@@ -75,8 +75,9 @@ def test_readiness_is_reported_as_select_reports_it() -> None:
 
 
 def test_the_legacy_tests_pass_without_poll() -> None:
-    """The project's own asyncore/asynchat tests and legacy dialogs, in a child without poll()."""
-    tests = ["tests/stdlib/test_asyncore.py", "tests/stdlib/test_asynchat.py", "tests/stdlib/test_legacy_dialogs.py"]
+    """The project's own asyncore and asynchat tests, in a child without poll() (legacy
+    servers run that way in test_windows_like)."""
+    tests = ["tests/stdlib/test_asyncore.py", "tests/stdlib/test_asynchat.py"]
     code = NO_POLL + (
         "import sys, select, selectors, pytest\n"
         "assert not hasattr(select, 'poll') and selectors.DefaultSelector is selectors.SelectSelector\n"
