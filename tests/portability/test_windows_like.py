@@ -18,6 +18,15 @@ from tests.portability._platforms import WINDOWS_LIKE, console_script, python
 
 PLATFORMS = pytest.mark.parametrize("prelude", ["", WINDOWS_LIKE], ids=["linux", "windows-like"])
 STOPS = pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+# Both command lines serving a modern handler (the Debugging one).
+MODERN_HANDLER_CLIS = pytest.mark.parametrize(
+    ("module", "args"),
+    [
+        ("smtpd_compat.modern", ["-n", "-l", "127.0.0.1:0"]),
+        ("smtpd_compat", ["-n", "-c", "smtpd_compat.modern.handlers.Debugging", "127.0.0.1:0"]),
+    ],
+    ids=["modern-cli", "legacy-cli-modern-handler"],
+)
 BODY = "Subject: portable\r\n\r\nHello from a test.\r\n"
 
 
@@ -62,14 +71,7 @@ def test_legacy_debugging_server(servers: List[TerminalServer], signum: int) -> 
 
 
 @STOPS
-@pytest.mark.parametrize(
-    ("module", "args"),
-    [
-        ("smtpd_compat.modern", ["-n", "-l", "127.0.0.1:0"]),
-        ("smtpd_compat", ["-n", "-c", "smtpd_compat.modern.handlers.Debugging", "127.0.0.1:0"]),
-    ],
-    ids=["modern-cli", "legacy-cli-modern-handler"],
-)
+@MODERN_HANDLER_CLIS
 def test_modern_debugging_handler(servers: List[TerminalServer], signum: int, module: str, args: List[str]) -> None:
     outputs = [peerless(serve_and_stop(servers, python(prelude, module, *args), signum)) for prelude in ("", WINDOWS_LIKE)]
     assert outputs[0].count(b"Hello from a test.") == 2
@@ -111,14 +113,7 @@ def test_console_scripts_find_classes_in_the_current_directory(
 
 
 @PLATFORMS
-@pytest.mark.parametrize(
-    ("module", "args"),
-    [
-        ("smtpd_compat.modern", ["-n", "-l", "127.0.0.1:0"]),
-        ("smtpd_compat", ["-n", "-c", "smtpd_compat.modern.handlers.Sink", "127.0.0.1:0"]),
-    ],
-    ids=["modern-cli", "legacy-cli-modern-handler"],
-)
+@MODERN_HANDLER_CLIS
 def test_sigterm_with_a_client_still_connected(
     servers: List[TerminalServer], prelude: str, module: str, args: List[str]
 ) -> None:
