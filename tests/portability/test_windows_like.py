@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import mailbox
 import re
 import signal
 import smtplib
@@ -99,6 +100,8 @@ class Handler:
 def test_console_scripts_find_classes_in_the_current_directory(
     servers: List[TerminalServer], tmp_path: Path, prelude: str
 ) -> None:
+    tmp_path = tmp_path / "My Project (ü)"  # a current directory with spaces and non-ASCII
+    tmp_path.mkdir()
     (tmp_path / "mypackage").mkdir()
     (tmp_path / "mypackage" / "__init__.py").write_text(textwrap.dedent(PRINTING_SERVER))
     (tmp_path / "mymodule.py").write_text(textwrap.dedent(PRINTING_HANDLER))
@@ -128,3 +131,14 @@ def test_sigterm_with_a_client_still_connected(
             client.noop()
     finally:
         client.close()
+
+
+@PLATFORMS
+def test_mailbox_handler_with_a_relative_directory(servers: List[TerminalServer], tmp_path: Path, prelude: str) -> None:
+    here = tmp_path / "Mail (ü)"
+    here.mkdir()
+    command = python(prelude, "smtpd_compat.modern", "-n", "-l", "127.0.0.1:0",
+                     "-c", "smtpd_compat.modern.handlers.Mailbox", "inbox dir")
+    serve_and_stop(servers, command, signal.SIGINT, cwd=here)
+    messages = list(mailbox.Maildir(str(here / "inbox dir")))
+    assert [message["Subject"] for message in messages] == ["portable", "portable"]
