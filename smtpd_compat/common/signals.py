@@ -19,9 +19,10 @@ from typing import Any, Callable, Iterator, List, Optional, Tuple
 
 __all__ = ["STOP_SIGNALS", "interrupting", "stopping"]
 
-#: The signals that end a server cleanly, where the platform has them.
+#: The signals that end a server cleanly, where the platform has them
+#: (SIGBREAK: Ctrl-Break in a Windows console).
 STOP_SIGNALS: Tuple[int, ...] = tuple(
-    getattr(signal, name) for name in ("SIGINT", "SIGTERM") if hasattr(signal, name)
+    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGBREAK") if hasattr(signal, name)
 )
 
 _Handler = Callable[[int, Optional[FrameType]], Any]
