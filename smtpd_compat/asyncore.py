@@ -9,6 +9,9 @@ Deliberate differences, all invisible to correct programs:
 * :func:`poll` waits with ``select.poll()`` instead of ``select.select()``, so descriptors
   above ``FD_SETSIZE`` (1024) work.  The readiness reported to dispatchers is the one
   ``select()`` would report: read events first, then write, then exceptional (OOB) ones.
+  Where ``select.poll`` does not exist (Windows), :func:`poll` waits with ``select()`` and
+  ``loop(use_poll=True)`` runs it, as the stdlib's did there; :func:`poll2` called directly
+  works on ``select()`` too (the stdlib's raised ``AttributeError``).
 * Waiting happens in short slices: when another thread closes channels or empties the map
   the wait ends early, so ``loop()`` in a background thread returns promptly after
   ``close_all()``.  A descriptor closed behind asyncore's back gets ``handle_close()``
@@ -52,10 +55,19 @@ _DISCONNECTED = frozenset({ECONNRESET, ENOTCONN, ESHUTDOWN, ECONNABORTED, EPIPE,
 # How often an idle wait looks at the map for changes made by other threads.
 _MAP_CHECK_INTERVAL = 0.05
 
+# poll()'s event bits.  Windows' select module has neither poll() nor these names; there
+# the select() fallback reports readiness with the same (Linux) values.
+_POLLIN: int = getattr(select, "POLLIN", 0x001)
+_POLLPRI: int = getattr(select, "POLLPRI", 0x002)
+_POLLOUT: int = getattr(select, "POLLOUT", 0x004)
+_POLLERR: int = getattr(select, "POLLERR", 0x008)
+_POLLHUP: int = getattr(select, "POLLHUP", 0x010)
+_POLLNVAL: int = getattr(select, "POLLNVAL", 0x020)
+
 # The poll() bits that select() folds into its read / write / exceptional sets (Linux fs/select.c).
-_SELECT_READ_BITS = select.POLLIN | select.POLLHUP | select.POLLERR
-_SELECT_WRITE_BITS = select.POLLOUT | select.POLLERR
-_SELECT_EXCEPT_BITS = select.POLLPRI
+_SELECT_READ_BITS = _POLLIN | _POLLHUP | _POLLERR
+_SELECT_WRITE_BITS = _POLLOUT | _POLLERR
+_SELECT_EXCEPT_BITS = _POLLPRI
 
 
 class ExitNow(Exception):
@@ -96,13 +108,13 @@ def _exception(obj: dispatcher) -> None:
 def readwrite(obj: dispatcher, flags: int) -> None:
     """Dispatch one ``poll()`` result: read, write, priority, then hang-up/error."""
     try:
-        if flags & select.POLLIN:
+        if flags & _POLLIN:
             obj.handle_read_event()
-        if flags & select.POLLOUT:
+        if flags & _POLLOUT:
             obj.handle_write_event()
-        if flags & select.POLLPRI:
+        if flags & _POLLPRI:
             obj.handle_expt_event()
-        if flags & (select.POLLHUP | select.POLLERR | select.POLLNVAL):
+        if flags & (_POLLHUP | _POLLERR | _POLLNVAL):
             obj.handle_close()
     except OSError as exc:
         if exc.errno in _DISCONNECTED:
@@ -113,6 +125,59 @@ def readwrite(obj: dispatcher, flags: int) -> None:
         raise
     except BaseException:
         obj.handle_error()
+
+
+class _SelectPollster:
+    """``select.poll()``'s interface (register, then poll) on ``select.select()``, for
+    platforms without poll().  A descriptor closed behind our back is reported POLLNVAL,
+    as poll() would, instead of failing the whole wait."""
+
+    def __init__(self) -> None:
+        self._masks: Dict[int, int] = {}
+
+    def register(self, fd: int, mask: int) -> None:
+        self._masks[fd] = mask
+
+    def poll(self, timeout_ms: int) -> List[Tuple[int, int]]:
+        def wanting(bits: int) -> List[int]:
+            return [fd for fd, mask in self._masks.items() if mask & bits]
+
+        if not self._masks:
+            # Windows' select() refuses three empty lists: just wait.
+            time.sleep(timeout_ms / 1000)
+            return []
+        try:
+            readable, writable, exceptional = select.select(
+                wanting(_POLLIN), wanting(_POLLOUT), wanting(_POLLPRI), timeout_ms / 1000
+            )
+        except OSError:  # a descriptor closed behind our back: EBADF, WSAENOTSOCK
+            # (ValueError, more descriptors than select() takes, propagates as it did in the stdlib)
+            invalid = self._invalid()
+            if not invalid:
+                raise
+            return invalid
+        events: Dict[int, int] = {}
+        for fds, bit in ((readable, _POLLIN), (writable, _POLLOUT), (exceptional, _POLLPRI)):
+            for fd in fds:
+                events[fd] = events.get(fd, 0) | bit
+        return list(events.items())
+
+    def _invalid(self) -> List[Tuple[int, int]]:
+        """The registered descriptors select() refuses (forgotten from now on), as POLLNVAL."""
+        invalid = []
+        for fd in list(self._masks):
+            try:
+                select.select([fd], [], [], 0)
+            except OSError:
+                invalid.append((fd, _POLLNVAL))
+                del self._masks[fd]
+        return invalid
+
+
+def _pollster() -> Any:
+    """``select.poll()``, or the select() stand-in where the platform has no poll()."""
+    make = getattr(select, "poll", None)
+    return make() if make is not None else _SelectPollster()
 
 
 def _map_changed(map: SocketMap, snapshot: List[Tuple[int, dispatcher]]) -> bool:
@@ -155,19 +220,19 @@ def poll(timeout: Optional[float] = 0.0, map: Optional[SocketMap] = None) -> Non
     if not map:
         return
     snapshot = list(map.items())
-    pollster = select.poll()
+    pollster = _pollster()
     wanted: Dict[int, int] = {}
     for fd, obj in snapshot:
         wants_read = obj.readable()
         wants_write = obj.writable()
         mask = 0
         if wants_read:
-            mask |= select.POLLIN
+            mask |= _POLLIN
         # a listening socket is never offered for writing
         if wants_write and not obj.accepting:
-            mask |= select.POLLOUT
+            mask |= _POLLOUT
         if wants_read or wants_write:
-            mask |= select.POLLPRI
+            mask |= _POLLPRI
             pollster.register(fd, mask)
             wanted[fd] = mask
 
@@ -177,12 +242,12 @@ def poll(timeout: Optional[float] = 0.0, map: Optional[SocketMap] = None) -> Non
     invalid: List[int] = []
     for fd, revents in _wait(pollster, timeout, map, snapshot):
         mask = wanted[fd]
-        if revents & select.POLLNVAL:
+        if revents & _POLLNVAL:
             invalid.append(fd)
             continue
-        if mask & select.POLLIN and revents & _SELECT_READ_BITS:
+        if mask & _POLLIN and revents & _SELECT_READ_BITS:
             readers.append(fd)
-        if mask & select.POLLOUT and revents & _SELECT_WRITE_BITS:
+        if mask & _POLLOUT and revents & _SELECT_WRITE_BITS:
             writers.append(fd)
         if revents & _SELECT_EXCEPT_BITS:
             exceptional.append(fd)
@@ -195,7 +260,7 @@ def poll(timeout: Optional[float] = 0.0, map: Optional[SocketMap] = None) -> Non
     for fd in invalid:
         channel = map.get(fd)
         if channel is not None:
-            readwrite(channel, select.POLLNVAL)
+            readwrite(channel, _POLLNVAL)
 
 
 def poll2(timeout: Optional[float] = 0.0, map: Optional[SocketMap] = None) -> None:
@@ -205,14 +270,14 @@ def poll2(timeout: Optional[float] = 0.0, map: Optional[SocketMap] = None) -> No
     if not map:
         return
     snapshot = list(map.items())
-    pollster = select.poll()
+    pollster = _pollster()
     for fd, obj in snapshot:
         flags = 0
         if obj.readable():
-            flags |= select.POLLIN | select.POLLPRI
+            flags |= _POLLIN | _POLLPRI
         # a listening socket is never offered for writing
         if obj.writable() and not obj.accepting:
-            flags |= select.POLLOUT
+            flags |= _POLLOUT
         if flags:
             pollster.register(fd, flags)
     for fd, revents in _wait(pollster, timeout, map, snapshot):
@@ -233,7 +298,8 @@ def loop(
     """Run passes until the map is empty, or at most ``count`` passes."""
     if map is None:
         map = socket_map
-    poll_once = poll2 if use_poll else poll
+    # Without select.poll (Windows) use_poll means poll(), as in the stdlib.
+    poll_once = poll2 if use_poll and hasattr(select, "poll") else poll
     if count is None:
         while map:
             poll_once(timeout, map)

@@ -11,6 +11,7 @@ touch this test session.
 from __future__ import annotations
 
 import contextlib
+import errno
 import importlib.util
 import os
 import shutil
@@ -21,7 +22,7 @@ import tarfile
 import tempfile
 import xml.etree.ElementTree as ET
 from pathlib import Path
-from typing import Callable, Dict, Iterator, Optional, Sequence
+from typing import Callable, Dict, Iterator, List, Optional, Sequence
 from urllib.parse import urlsplit
 
 import pytest
@@ -66,22 +67,44 @@ def run_python(
     )
 
 
-@contextlib.contextmanager
-def machine_wide_lock(name: str) -> Iterator[None]:
-    """Hold a lock shared by every process on this machine.
+def tail(output: str, lines: int = 60) -> str:
+    return "\n".join(output.splitlines()[-lines:])
 
-    tox runs the Python versions in parallel, and a peer suite that listens on
-    a fixed port must not run twice at once.
-    """
+
+#: aiosmtpd's default port and the one its suite gives a second (upstream) server.
+WELL_KNOWN_PORTS = (8025, 9025)
+
+_LOOPBACKS = ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1"))
+
+
+def _listen(family: int, host: str, port: int) -> socket.socket:
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.bind((host, port))
+        sock.listen(1)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+@contextlib.contextmanager
+def _unless_older_checkouts_use_them() -> Iterator[bool]:
+    """Whether no run of an older checkout, whose peer suites still listen on 8025 and
+    9025 under this machine-wide lock, is running now (then the lock is ours inside)."""
     try:
         import fcntl
-    except ImportError:  # Windows: no parallel runs to guard against there
-        yield
+    except ImportError:  # Windows: no such runs
+        yield True
         return
-    with open(os.path.join(tempfile.gettempdir(), "smtpd_compat-%s.lock" % name), "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+    with open(os.path.join(tempfile.gettempdir(), "smtpd_compat-port-8025.lock"), "a") as handle:
         try:
-            yield
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            yield False
+            return
+        try:
+            yield True
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
@@ -141,3 +164,32 @@ def junit_totals(report: Path) -> Dict[str, int]:
 
 def tail(output: str, lines: int = 60) -> str:
     return "\n".join(output.splitlines()[-lines:])
+
+
+@contextlib.contextmanager
+def holding_well_known_ports() -> Iterator[None]:
+    """Listen on 8025 and 9025 of every loopback address where they are free, as some
+    other program on the machine might: what runs inside must not need them.  Never
+    waits: while an older checkout's run uses them, they are busy already."""
+    with _unless_older_checkouts_use_them() as ours, contextlib.ExitStack() as held:
+        for port in WELL_KNOWN_PORTS if ours else ():
+            for family, host in _LOOPBACKS:
+                with contextlib.suppress(OSError):  # taken already, or no IPv6
+                    held.enter_context(_listen(family, host, port))
+        yield
+
+
+def free_ports(count: int) -> List[int]:
+    """``count`` distinct ports, free on both loopback addresses a moment ago."""
+    chosen: List[int] = []
+    with contextlib.ExitStack() as probes:
+        while len(chosen) < count:
+            first = probes.enter_context(_listen(socket.AF_INET, "127.0.0.1", 0))
+            port = first.getsockname()[1]
+            try:
+                probes.enter_context(_listen(socket.AF_INET6, "::1", port))
+            except OSError as e:
+                if socket.has_ipv6 and e.errno == errno.EADDRINUSE:
+                    continue  # taken on ::1: draw again (the probe keeps this one out)
+            chosen.append(port)
+    return chosen

@@ -17,12 +17,15 @@ from __future__ import annotations
 
 import getopt
 import os
-import signal
 import sys
-from types import FrameType
 from typing import TYPE_CHECKING, Any, Dict, List, NoReturn, Optional, Tuple
 
 from smtpd_compat import asyncore
+from smtpd_compat.common.address import MAX_PORT, split_bracketed
+from smtpd_compat.common.classpath import import_class
+from smtpd_compat.common.console import announce_listening
+from smtpd_compat.common.signals import interrupting
+from smtpd_compat.common.tls import server_tls_context
 from smtpd_compat.legacy.names import COMMASPACE, package
 
 if TYPE_CHECKING:
@@ -90,7 +93,8 @@ Options:
 Version: %(__version__)s
 
 Without localhost, `localhost' is used; without localport, 8025.  Without
-remotehost, `localhost' is used; without remoteport, 25.
+remotehost, `localhost' is used; without remoteport, 25.  An IPv6 address
+goes in brackets: [::1]:8025.
 """
 
 
@@ -215,34 +219,35 @@ def _check_pair(kind: str, cert: Optional[str], key: Optional[str]) -> None:
 
 def _tls_contexts(options: Options) -> "Tuple[Optional[ssl.SSLContext], Optional[ssl.SSLContext]]":
     """(STARTTLS context, SMTPS context) for the options given."""
-    if not (options.tls_cert or options.smtps_cert):
-        return None, None
-    from pathlib import Path
-
-    from smtpd_compat.modern.main import _server_tls_context  # one way to make them
-
-    def context(cert: Optional[str], key: Optional[str]) -> Optional[ssl.SSLContext]:
-        return _server_tls_context(Path(cert), Path(key)) if cert and key else None
-
-    return context(options.tls_cert, options.tls_key), context(options.smtps_cert, options.smtps_key)
+    return (
+        server_tls_context(options.tls_cert, options.tls_key),
+        server_tls_context(options.smtps_cert, options.smtps_key),
+    )
 
 
 def _host_port(spec: str, which: str) -> "tuple[str, int]":
-    host, colon, port = spec.partition(":")
-    if not colon:
+    bracketed = split_bracketed(spec)  # "[::1]:8025": an IPv6 host keeps its colons
+    if bracketed is not None:
+        host, rest = bracketed
+        colon, port = rest[:1], rest[1:]
+    else:
+        host, colon, port = spec.partition(":")
+    if colon != ":":
         usage(1, "Bad %s spec: %s" % (which, spec))
     try:
-        return host, int(port)
+        number = int(port)
     except ValueError:
         usage(1, "Bad %s port: %s" % (which, spec))
+    if not 0 <= number <= MAX_PORT:
+        print("Bad %s port: %s (ports are 0 to %d)" % (which, spec, MAX_PORT), file=sys.stderr)
+        sys.exit(1)
+    return host, number
 
 
 def _find_class(classname: str) -> Any:
     """``classname`` in this package, or ``package.module.Class``."""
-    module_name, dot, name = classname.rpartition(".")
     try:
-        module = __import__(module_name, fromlist=[""]) if dot else package()
-        return getattr(module, name)
+        return import_class(classname) if "." in classname else getattr(package(), classname)
     except (ImportError, AttributeError) as e:
         print("Cannot find class %s: %s" % (classname, e), file=sys.stderr)
         sys.exit(1)
@@ -262,11 +267,6 @@ def _become_nobody() -> None:
         sys.exit(1)
 
 
-def _stop_on_sigterm(signum: int, frame: Optional[FrameType]) -> None:
-    # Take the same way out as Ctrl-C.
-    raise KeyboardInterrupt
-
-
 def _serve_legacy(server_class: Any, options: Options) -> None:
     tls_context, smtps_context = _tls_contexts(options)
     server = server_class(
@@ -284,9 +284,11 @@ def _serve_legacy(server_class: Any, options: Options) -> None:
         server.ssl_context = smtps_context
     if options.setuid:
         _become_nobody()
-    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    listener = getattr(server, "socket", None)  # a subclass may have replaced it
+    _announce(options, listener.getsockname()[1] if listener is not None else options.localport)
     try:
-        asyncore.loop()
+        with interrupting():
+            asyncore.loop()
     except KeyboardInterrupt:
         pass
     finally:
@@ -295,9 +297,8 @@ def _serve_legacy(server_class: Any, options: Options) -> None:
 
 def _serve_modern(handler_class: Any, options: Options) -> None:
     # Imported here: legacy programs that import this package never need asyncio.
-    import asyncio
-
-    from smtpd_compat.modern.smtp import SMTP
+    from smtpd_compat.modern.controller import UnthreadedController
+    from smtpd_compat.modern.main import serve
 
     try:
         handler = handler_class()
@@ -310,35 +311,18 @@ def _serve_modern(handler_class: Any, options: Options) -> None:
     tls_context, smtps_context = _tls_contexts(options)
     if tls_context is not None:
         settings.update(tls_context=tls_context, require_starttls=options.require_starttls)
-    loop = asyncio.new_event_loop()
-    server = loop.run_until_complete(
-        loop.create_server(
-            lambda: SMTP(handler, loop=loop, **settings),
-            host=options.localhost,
-            port=options.localport,
-            ssl=smtps_context,
-        )
+    controller = UnthreadedController(
+        handler, hostname=options.localhost, port=options.localport, ssl_context=smtps_context, **settings
     )
-    if options.setuid:
-        _become_nobody()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, loop.stop)
-    try:
-        loop.run_forever()
-    finally:
-        server.close()
-        loop.run_until_complete(_end_sessions())
-        loop.close()
+    serve(
+        controller,
+        drop_privileges=_become_nobody if options.setuid else None,
+        listening=lambda: _announce(options, controller.port),
+    )
 
 
-async def _end_sessions() -> None:
-    import asyncio
-
-    current = asyncio.current_task()
-    sessions = [task for task in asyncio.all_tasks() if task is not current]
-    for task in sessions:
-        task.cancel()
-    await asyncio.gather(*sessions, return_exceptions=True)
+def _announce(options: Options, port: int) -> None:
+    announce_listening("smtpd_compat", options.classname, options.localhost, port)
 
 
 def main() -> None:
@@ -350,6 +334,6 @@ def main() -> None:
     serve = _serve_legacy if isinstance(server_class, type) and issubclass(server_class, asyncore.dispatcher) else _serve_modern
     try:
         serve(server_class, options)
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, OverflowError) as e:
         print("Cannot serve %s on %s:%s: %s" % (options.classname, options.localhost, options.localport, e), file=sys.stderr)
         sys.exit(1)

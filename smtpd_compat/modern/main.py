@@ -1,28 +1,36 @@
 """The ``python -m smtpd_compat.modern`` command line, flag for flag with aiosmtpd's.
 
 Differences from aiosmtpd 1.4.6: SIGTERM stops the server as cleanly as
-SIGINT (exit status 0), open client connections are closed on the way out,
-and the privilege drop to ``nobody`` happens after binding, so privileged
-ports such as 25 work when started as root.
+SIGINT (exit status 0), also where the loop cannot handle signals itself
+(Windows); open client connections are closed on the way out; the privilege
+drop to ``nobody`` happens after binding, so privileged ports such as 25 work
+when started as root.  A busy port, a class that cannot be found or a legacy
+``smtpd`` server class given to ``-c`` get a one-line error and exit status 1
+instead of a traceback; ``-l [::1]:8025`` (a bracketed IPv6 host) is
+accepted besides aiosmtpd's ``::1:8025``; ``-c`` also finds modules in the
+current directory when run as the ``smtpd-compat-modern`` script.  When
+stderr is a terminal, one line there says where the server listens.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import signal
-import ssl
 import sys
 from argparse import ArgumentParser, Namespace
 from contextlib import suppress
 from functools import partial
-from importlib import import_module
 from pathlib import Path
 from types import ModuleType
-from typing import Optional, Sequence, Tuple
+from typing import Any, Callable, NoReturn, Optional, Sequence, Tuple
 
+from smtpd_compat.common.address import MAX_PORT, split_bracketed
+from smtpd_compat.common.classpath import import_class
+from smtpd_compat.common.console import announce_listening
+from smtpd_compat.common.signals import stopping
+from smtpd_compat.common.tls import server_tls_context
 from smtpd_compat.modern import __version__
-from smtpd_compat.modern.controller import UnthreadedController
+from smtpd_compat.modern.controller import BaseUnthreadedController, UnthreadedController
 from smtpd_compat.modern.smtp import DATA_SIZE_DEFAULT, make_loop
 
 pwd: Optional[ModuleType]
@@ -31,7 +39,7 @@ try:
 except ImportError:  # Windows
     pwd = None
 
-__all__ = ["main"]
+__all__ = ["main", "serve"]
 
 DEFAULT_HOST = "localhost"
 DEFAULT_PORT = 8025
@@ -39,11 +47,6 @@ DEFAULT_CLASS = "smtpd_compat.modern.handlers.Debugging"
 
 # "python -m smtpd_compat.modern" would otherwise show up as ".../__main__.py".
 PROGRAM = "smtpd_compat.modern" if "__main__.py" in sys.argv[0] else os.path.basename(sys.argv[0])
-
-#: Signals that end the server cleanly, where the platform has them.
-STOP_SIGNALS = tuple(
-    getattr(signal, name) for name in ("SIGINT", "SIGTERM") if hasattr(signal, name)
-)
 
 
 def _parser() -> ArgumentParser:
@@ -160,45 +163,68 @@ def _check_cert_pair(
         parser.error(f"Key file {key} not found")
 
 
+def _fail(message: str) -> NoReturn:
+    """One line on stderr, exit status 1: the error is not in the command's syntax."""
+    print(f"{PROGRAM}: error: {message}", file=sys.stderr)
+    sys.exit(1)
+
+
+def _is_legacy_server(cls: Any) -> bool:
+    # By name, so this face never imports the legacy one (stdlib smtpd's
+    # classes on Python <= 3.11 are recognised too).
+    return isinstance(cls, type) and any(
+        base.__name__ == "dispatcher" and base.__module__.rpartition(".")[2] == "asyncore" for base in cls.__mro__
+    )
+
+
+def _handler_class(classpath: str) -> Any:
+    try:
+        handler_class = import_class(classpath)
+    except (ImportError, AttributeError, ValueError) as e:
+        _fail(f"cannot find handler class {classpath}: {e}")
+    if _is_legacy_server(handler_class):
+        _fail(f"{classpath} is a legacy smtpd server class: serve it with python -m smtpd_compat -c {classpath}")
+    return handler_class
+
+
+def _host_port(parser: ArgumentParser, listen: Optional[str]) -> Tuple[str, int]:
+    """aiosmtpd's ``[HOST][:PORT]`` (``::1:25`` keeps the colons of the host), or ``[IPv6]:PORT``."""
+    if listen is None:
+        return DEFAULT_HOST, DEFAULT_PORT
+    bracketed = split_bracketed(listen)
+    if bracketed is not None:
+        host, rest = bracketed
+        if rest and not rest.startswith(":"):
+            parser.error(f"Invalid address: {listen}")
+        port = rest[1:]
+    else:
+        host, colon, port = listen.rpartition(":")
+        if not colon:
+            return port, DEFAULT_PORT
+    try:
+        number = int(port) if port else DEFAULT_PORT
+    except ValueError:
+        parser.error(f"Invalid port number: {port}")
+    if not 0 <= number <= MAX_PORT:
+        parser.error(f"Invalid port number: {port} (ports are 0 to {MAX_PORT})")
+    return host or DEFAULT_HOST, number
+
+
 def parseargs(args: Optional[Sequence[str]] = None) -> Tuple[ArgumentParser, Namespace]:
     """Parse the command line and build the handler; errors exit via the parser."""
     parser = _parser()
     parsed = parser.parse_args(args)
-    path, _, name = parsed.classpath.rpartition(".")
-    handler_class = getattr(import_module(path), name)
+    handler_class = _handler_class(parsed.classpath)
     if hasattr(handler_class, "from_cli"):
         parsed.handler = handler_class.from_cli(parser, *parsed.classargs)
     else:
         if parsed.classargs:
-            parser.error(f"Handler class {path} takes no arguments")
+            parser.error(f"Handler class {parsed.classpath.rpartition('.')[0]} takes no arguments")
         parsed.handler = handler_class()
-
-    if parsed.listen is None:
-        parsed.host, parsed.port = DEFAULT_HOST, DEFAULT_PORT
-    else:
-        # rpartition so that an IPv6 host such as "::1:25" keeps its colons.
-        host, colon, port = parsed.listen.rpartition(":")
-        if not colon:
-            parsed.host, parsed.port = port, DEFAULT_PORT
-        else:
-            parsed.host = host or DEFAULT_HOST
-            try:
-                parsed.port = int(port) if port else DEFAULT_PORT
-            except ValueError:
-                parser.error(f"Invalid port number: {port}")
-
+    parsed.host, parsed.port = _host_port(parser, parsed.listen)
     _check_cert_pair(parser, "smtps", parsed.smtpscert, parsed.smtpskey)
     _check_cert_pair(parser, "tls", parsed.tlscert, parsed.tlskey)
     return parser, parsed
-
-
-def _server_tls_context(cert: Optional[Path], key: Optional[Path]) -> Optional[ssl.SSLContext]:
-    if not (cert and key):
-        return None
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.check_hostname = False
-    context.load_cert_chain(str(cert), str(key))
-    return context
 
 
 def _drop_privileges() -> None:
@@ -211,6 +237,36 @@ def _drop_privileges() -> None:
     except (PermissionError, KeyError):
         print('Cannot setuid "nobody"; try running with -n option.', file=sys.stderr)
         sys.exit(1)
+
+
+def serve(
+    controller: BaseUnthreadedController,
+    drop_privileges: Optional[Callable[[], None]] = None,
+    listening: Optional[Callable[[], None]] = None,
+) -> None:
+    """Bind ``controller`` and run its loop until SIGINT, SIGTERM or Ctrl-C,
+    then close the listener, its sessions and the loop.
+
+    ``drop_privileges`` runs once bound; ``listening`` once signals are handled.
+    """
+    loop = controller.loop
+    try:
+        controller.begin()
+    except BaseException:  # e.g. the port is taken
+        loop.close()
+        raise
+    try:
+        if drop_privileges is not None:
+            drop_privileges()
+        with stopping(loop):
+            if listening is not None:
+                listening()
+            # Where no handler could be installed, Ctrl-C arrives as KeyboardInterrupt.
+            with suppress(KeyboardInterrupt):
+                loop.run_forever()
+    finally:
+        controller.end()
+        loop.close()
 
 
 def main(args: Optional[Sequence[str]] = None) -> None:
@@ -227,40 +283,33 @@ def main(args: Optional[Sequence[str]] = None) -> None:
     if ns.debug > 2:
         loop.set_debug(enabled=True)
 
-    # Built through functools.partial, as aiosmtpd's main built its server:
-    # aiosmtpd's tests patch ``main.partial`` to stop right there.
-    controller = partial(
-        UnthreadedController,
-        ns.handler,
-        hostname=ns.host,
-        port=ns.port,
-        loop=loop,
-        ssl_context=_server_tls_context(ns.smtpscert, ns.smtpskey),
-        data_size_limit=ns.size,
-        enable_SMTPUTF8=ns.smtputf8,
-        tls_context=_server_tls_context(ns.tlscert, ns.tlskey),
-        require_starttls=ns.requiretls,
-    )()
-    log.debug("Attempting to start server on %s:%s", ns.host, ns.port)
-    controller.begin()
-    installed = []
     try:
-        if ns.setuid:
-            _drop_privileges()
-        for signum in STOP_SIGNALS:
-            # Not available on Windows or outside the main thread; Ctrl-C
-            # then arrives as KeyboardInterrupt instead.
-            with suppress(NotImplementedError, RuntimeError, ValueError):
-                loop.add_signal_handler(signum, loop.stop)
-                installed.append(signum)
+        # Built through functools.partial, as aiosmtpd's main built its server:
+        # aiosmtpd's tests patch ``main.partial`` to stop right there.
+        controller = partial(
+            UnthreadedController,
+            ns.handler,
+            hostname=ns.host,
+            port=ns.port,
+            loop=loop,
+            ssl_context=server_tls_context(ns.smtpscert, ns.smtpskey),
+            data_size_limit=ns.size,
+            enable_SMTPUTF8=ns.smtputf8,
+            tls_context=server_tls_context(ns.tlscert, ns.tlskey),
+            require_starttls=ns.requiretls,
+        )()
+    except OSError as e:  # ssl.SSLError included: an unreadable certificate or key
+        _fail(f"cannot load the TLS certificate: {e}")
+
+    def listening() -> None:
         # Logged once signals are handled, so watchers may signal right after it.
         log.info("Server is listening on %s:%s", ns.host, controller.port)
+        announce_listening(PROGRAM, ns.classpath.rpartition(".")[2], ns.host, controller.port)
         log.debug("Starting asyncio loop")
-        with suppress(KeyboardInterrupt):
-            loop.run_forever()
-    finally:
-        for signum in installed:
-            loop.remove_signal_handler(signum)
-        controller.end()
-        log.debug("Completed asyncio loop")
-        loop.close()
+
+    log.debug("Attempting to start server on %s:%s", ns.host, ns.port)
+    try:
+        serve(controller, drop_privileges=_drop_privileges if ns.setuid else None, listening=listening)
+    except OSError as e:
+        _fail(f"cannot listen on {ns.host}:{ns.port}: {e.strerror or e}")
+    log.debug("Completed asyncio loop")

@@ -1,8 +1,10 @@
 """The Mailbox example of aiosmtpd's handlers documentation, run verbatim.
 
 Only the two ``aiosmtpd`` imports are mapped to ``smtpd_compat.modern``.
-Like aiosmtpd's own doc tests, the example needs a ``resources`` ExitStack
-and port 8025 (it uses the Controller's default port).
+Like aiosmtpd's own doc tests, the example needs a ``resources`` ExitStack.
+It listens on the Controller's default port, moved for the run to a free one
+(``tests/_port_moves.py``) while the test holds 8025 itself, as another
+program on the machine could.
 """
 
 from __future__ import annotations
@@ -11,12 +13,12 @@ import doctest
 from contextlib import ExitStack
 from typing import List
 
-import pytest
 
 from smtpd_compat.modern.controller import get_localhost
 
 from ._periphery import connection_refused
-from tests._peer_suites import machine_wide_lock
+from tests._peer_suites import free_ports, holding_well_known_ports
+from tests._port_moves import move_default_ports
 
 MAILBOX_EXAMPLE = '''
     >>> import os
@@ -85,16 +87,17 @@ We open up the mailbox again, and all three messages are waiting for us.
 
 
 def test_mailbox_example_runs_verbatim() -> None:
-    # aiosmtpd's own suite (test_peer_aiosmtpd_suite) also wants port 8025,
-    # maybe in a parallel tox environment.
-    with machine_wide_lock("port-8025"):
-        run_mailbox_example()
+    (port,) = free_ports(1)
+    restore = move_default_ports({8025: port})
+    try:
+        with holding_well_known_ports():
+            run_mailbox_example(port)
+    finally:
+        restore()
 
 
-def run_mailbox_example() -> None:
+def run_mailbox_example(port: int) -> None:
     localhost = get_localhost()
-    if not connection_refused(localhost, 8025):
-        pytest.skip("the example needs port 8025, which is in use")
     report: List[str] = []
     with ExitStack() as resources:
         test = doctest.DocTestParser().get_doctest(MAILBOX_EXAMPLE, {"resources": resources}, "mailbox", None, 0)
@@ -106,7 +109,7 @@ def run_mailbox_example() -> None:
             if client is not None:
                 client.close()
         assert result == doctest.TestResults(failed=0, attempted=19), "".join(report)
-        assert test.globs["controller"].port == 8025
+        assert test.globs["controller"].port == port
     # The ExitStack stopped the controller: the port is free again.
-    assert connection_refused(localhost, 8025)
+    assert connection_refused(localhost, port)
     test.globs.clear()

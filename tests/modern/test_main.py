@@ -370,11 +370,13 @@ def test_setuid_nobody_by_default(servers: List[Server]) -> None:
 
 
 @pytest.fixture
-def fresh_event_loop() -> Iterator[None]:
+def fresh_event_loop() -> Iterator[asyncio.AbstractEventLoop]:
     """main() runs in this process: give it its own current loop and drop it after."""
-    asyncio.set_event_loop(asyncio.new_event_loop())
-    yield
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    yield loop
     asyncio.set_event_loop(None)
+    loop.close()
 
 
 @pytest.mark.usefixtures("fresh_event_loop")
@@ -399,7 +401,9 @@ class TestInProcess:
         assert excinfo.value.code == 1
         assert capsys.readouterr().err == 'Cannot import module "pwd"; try running with -n option.\n'
 
-    def test_sigterm_returns_normally_with_debug_settings(self, caplog: pytest.LogCaptureFixture) -> None:
+    def test_sigterm_returns_normally_with_debug_settings(
+        self, caplog: pytest.LogCaptureFixture, fresh_event_loop: asyncio.AbstractEventLoop
+    ) -> None:
         mail_log = logging.getLogger("mail.log")
         old_level = mail_log.level
         caplog.set_level(logging.DEBUG)
@@ -425,7 +429,7 @@ class TestInProcess:
             level = mail_log.level
             mail_log.setLevel(old_level)
         assert level == logging.DEBUG
-        loop = asyncio.get_event_loop_policy().get_event_loop()
-        assert loop.get_debug() and loop.is_closed()
+        # main() served on the current loop (aiosmtpd's make_loop()) and closed it.
+        assert fresh_event_loop.get_debug() and fresh_event_loop.is_closed()
         assert port and connection_refused("127.0.0.1", port[0])
         assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL

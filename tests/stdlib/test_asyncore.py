@@ -6,6 +6,7 @@ import errno
 import os
 import re
 import resource
+import select
 import socket
 import subprocess
 import sys
@@ -178,6 +179,8 @@ def test_dispatch_order_of_one_pass(
         b_peer.send(b"y")
         impl.loop(timeout=1, use_poll=use_poll, map=channel_map, count=1)
     queries = [("readable?", "a"), ("writable?", "a"), ("readable?", "b"), ("writable?", "b")]
+    if not hasattr(select, "poll"):  # Windows: loop(use_poll=True) runs poll(), as the stdlib's did
+        expected_events = sorted(expected_events, key=lambda event: event[0] == "write")
     assert trace == queries + expected_events
 
 
@@ -440,6 +443,7 @@ def make_pair_echo(impl: ModuleType, channel_map: Dict[int, Any]) -> Tuple[Any, 
     return client, server_end
 
 
+@pytest.mark.skipif(not hasattr(select, "poll"), reason="select(), the fallback without poll(), stops at FD_SETSIZE")
 @pytest.mark.usefixtures("enough_descriptors")
 @pytest.mark.parametrize("use_poll", [False, True], ids=["poll", "poll2"])
 def test_more_than_fd_setsize_sockets_in_one_map(use_poll: bool) -> None:
