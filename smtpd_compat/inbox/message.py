@@ -10,7 +10,7 @@ from typing import Callable, Iterable, Optional, Tuple, Union
 from smtpd_compat.inbox.search import SearchFields
 from smtpd_compat.modern.session import PeerType
 
-__all__ = ["HEAD_LIMIT", "MessageGone", "RawLoader", "StoredMessage", "header_section", "header_text"]
+__all__ = ["HEAD_LIMIT", "MessageGone", "RawLoader", "StoredMessage", "header_section", "header_text", "parse"]
 
 RawLoader = Callable[[], bytes]
 
@@ -123,11 +123,12 @@ class StoredMessage:
     def message(self) -> EmailMessage:
         """The whole message (``email.policy.default``); its ``envelope`` attribute is this object.
 
+        Line ends are ``\n`` as in any in-memory message (``get_content()`` of
+        a text sent as ``Hello\r\n`` is ``"Hello\n"``); ``raw`` keeps the CRLFs.
         Parsed once and shared by every caller: treat it as read-only.
         """
         if self._message is None:
-            parsed = BytesParser(policy=email.policy.default).parsebytes(self.raw)
-            assert isinstance(parsed, EmailMessage)
+            parsed = parse(self.raw)
             parsed.envelope = self  # type: ignore[attr-defined]
             object.__setattr__(self, "_message", parsed)
             assert self._message is not None
@@ -141,8 +142,7 @@ class StoredMessage:
                 parsed = self._message
             else:
                 head = self._head if self._head is not None else header_section(self.raw)
-                parsed = BytesParser(policy=email.policy.default).parsebytes(head, headersonly=True)
-                assert isinstance(parsed, EmailMessage)
+                parsed = parse(head, headersonly=True)
             object.__setattr__(self, "_headers", parsed)
             assert self._headers is not None
         return self._headers
@@ -172,6 +172,17 @@ class StoredMessage:
             recipients=" ".join(self.recipients + self.rcpt_tos).casefold(),
             subject=self.subject.casefold(),
         )
+
+
+def parse(data: bytes, headersonly: bool = False) -> EmailMessage:
+    """``data`` as received (CRLF line ends) parsed as ``email`` expects it: with ``\n``."""
+    # The parser would keep each "\r" in the text it returns, so bodies and
+    # folded headers would differ from what the sender's ``email`` produced.
+    parsed = BytesParser(policy=email.policy.default).parsebytes(
+        data.replace(b"\r\n", b"\n"), headersonly=headersonly
+    )
+    assert isinstance(parsed, EmailMessage)
+    return parsed
 
 
 def header_text(message: EmailMessage, name: str) -> str:
