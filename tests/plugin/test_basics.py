@@ -27,7 +27,7 @@ def test_smtplib_messages_in_order_with_envelope(smtp_server):
     assert first.envelope.mail_from == "a@example.org"
     assert first.envelope.rcpt_tos == ("b@example.org", "c@example.org")
     assert first.envelope.raw == b"Subject: one\\r\\n\\r\\n1\\r\\n"
-    assert second.get_content().rstrip() == "2"
+    assert second.get_content() == "2\\n"
     assert len(smtp_server.store) == 2
     smtp_server.clear()
     assert smtp_server.messages == []
