@@ -18,6 +18,11 @@ reaches this project's code.  ``smtpd.<name>`` stands for
 ``SMTPD_COMPAT_TOPLEVEL=0`` in the environment leaves the three names alone
 (then only ``import smtpd_compat`` works, or another distribution's
 ``smtpd``).  Python <= 3.11 still has its own modules and is never touched.
+
+PYTEST_DONT_REWRITE: the distribution declares a pytest plugin, so pytest
+would mark this module for assertion rewriting, find it imported already by
+the start-up hook and warn in every test run of every project that has
+smtpd_compat installed; this marker tells pytest to leave it alone.
 """
 
 from __future__ import annotations

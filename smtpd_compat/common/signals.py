@@ -11,11 +11,13 @@ all: the caller must stop the loop itself, and Ctrl-C keeps arriving as
 
 from __future__ import annotations
 
-import asyncio
 import signal
 from contextlib import contextmanager, suppress
 from types import FrameType
-from typing import Any, Callable, Iterator, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Iterator, List, Optional, Tuple
+
+if TYPE_CHECKING:  # the legacy CLI imports this module; asyncio stays unloaded there
+    import asyncio
 
 __all__ = ["STOP_SIGNALS", "interrupting", "stopping"]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from importlib import metadata
+from pathlib import Path
 
 import pytest
 
@@ -40,3 +41,18 @@ def test_importing_the_plugin_loads_no_server() -> None:
     )
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert loaded.strip() == "[]"
+
+
+def test_an_installed_copy_gives_pytest_nothing_to_warn_about(tmp_path: Path) -> None:
+    # The plugin makes pytest look at every module of the distribution, the
+    # start-up hook's among them, which site.py imported before pytest ran.
+    _installed()
+    (tmp_path / "test_nothing.py").write_text("def test_nothing():\n    pass\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-W", "error", "-p", "no:cacheprovider", "-q", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        cwd=str(tmp_path),
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Warning" not in result.stdout + result.stderr

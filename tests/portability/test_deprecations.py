@@ -31,7 +31,7 @@ FORBIDDEN: Dict[str, str] = {
     r"\bgetdefaultlocale\(": "removed 3.15",
     r"\bCGIHTTPRequestHandler\b": "removed 3.15",
     r"\bByteString\b|\bno_type_check_decorator\b": "typing names deprecated for removal",
-    r"\bonerror=": "shutil.rmtree(onerror=) is deprecated since 3.12: use onexc=",
+    r"\brmtree\(.*\bonerror=": "shutil.rmtree(onerror=) is deprecated since 3.12: use onexc=",
     r"\b(isSet|notifyAll|currentThread|activeCount)\(": "threading's camelCase aliases (deprecated 3.10)",
     r"\bmakeSuite\(|\bfindTestCases\(": "removed from unittest in 3.13",
 }
