@@ -15,7 +15,8 @@ from typing import Any, Optional, Sequence, Tuple
 from smtpd_compat.inbox.release import Relay
 from smtpd_compat.inbox.server import Inbox
 from smtpd_compat.inbox.store import BaseStore, MessageStore, SQLiteStore
-from smtpd_compat.inbox.web import host_port, is_loopback
+from smtpd_compat.common.address import MAX_PORT, format_address
+from smtpd_compat.inbox.web import is_loopback
 
 __all__ = ["main"]
 
@@ -30,7 +31,7 @@ def address(text: str) -> Tuple[str, int]:
         raise ArgumentTypeError("expected HOST:PORT (or [IPv6]:PORT), got {!r}".format(text))
     host = match.group(1) or match.group(3)
     port = int(match.group(2) or match.group(4))
-    if port > 65535:
+    if port > MAX_PORT:
         raise ArgumentTypeError("port {} is out of range".format(port))
     return host, port
 
@@ -126,7 +127,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     except OSError as exc:
         store.close()
         parser.exit(1, "{}: cannot listen: {}\n".format(PROGRAM, exc))
-    print("SMTP on {}".format(host_port(args.smtp[0], inbox.smtp_port)), flush=True)
+    print("SMTP on {}".format(format_address(args.smtp[0], inbox.smtp_port)), flush=True)
     print("Inbox on {}".format(inbox.url), flush=True)
     stopped = threading.Event()
     for name in ("SIGINT", "SIGTERM"):

@@ -7,7 +7,8 @@ from typing import Any, Optional, Tuple
 
 from smtpd_compat.inbox.release import Relay
 from smtpd_compat.inbox.store import BaseStore, StoringHandler
-from smtpd_compat.inbox.web import InboxHTTPServer, host_port
+from smtpd_compat.common.address import format_address
+from smtpd_compat.inbox.web import InboxHTTPServer
 from smtpd_compat.modern.controller import Controller
 
 __all__ = ["Inbox"]
@@ -54,7 +55,7 @@ class Inbox:
     @property
     def url(self) -> str:
         host = self._http_address[0]
-        return "http://{}/".format(host_port(host, self.http_port))
+        return "http://{}/".format(format_address(host, self.http_port))
 
     def start(self) -> None:
         self.controller.start()

@@ -20,12 +20,13 @@ from pathlib import Path
 from typing import Any, Callable, Dict, FrozenSet, List, Optional, Pattern, Tuple
 from urllib.parse import parse_qs, urlsplit
 
+from smtpd_compat.common.address import format_address
 from smtpd_compat.inbox import views
 from smtpd_compat.inbox.openapi import openapi_document
 from smtpd_compat.inbox.release import Relay, ReleaseError, check_recipients, release
 from smtpd_compat.inbox.store import BaseStore, MessageGone, StoredMessage, StoreEvent
 
-__all__ = ["InboxHTTPServer", "host_port", "is_loopback"]
+__all__ = ["InboxHTTPServer", "is_loopback"]
 
 log = logging.getLogger("smtpd_compat.inbox")
 
@@ -57,11 +58,6 @@ MAX_LIMIT = 1000
 KEEPALIVE_EVERY = 10.0
 
 LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
-
-
-def host_port(host: str, port: int) -> str:
-    """``host:port``, with an IPv6 address in brackets."""
-    return "[{}]:{}".format(host, port) if ":" in host else "{}:{}".format(host, port)
 
 
 def is_loopback(host: str) -> bool:
@@ -388,7 +384,7 @@ class InboxRequestHandler(BaseHTTPRequestHandler):
         self._json(
             200,
             {
-                "relay": host_port(*relay),
+                "relay": format_address(*relay),
                 "to": recipients,
                 "refused": {
                     rcpt: [code, text.decode("utf-8", "replace")]
@@ -418,8 +414,8 @@ class InboxRequestHandler(BaseHTTPRequestHandler):
         self._json(
             200,
             {
-                "smtp": None if smtp is None else host_port(*smtp),
-                "relay": None if relay is None else host_port(*relay),
+                "smtp": None if smtp is None else format_address(*smtp),
+                "relay": None if relay is None else format_address(*relay),
                 "messages": len(store),
                 "bytes": store.total_bytes,
                 "max_messages": store.max_messages,

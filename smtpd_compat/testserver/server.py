@@ -13,6 +13,7 @@ import ssl
 from email.message import EmailMessage
 from typing import Any, Callable, List, Optional, Union
 
+from smtpd_compat.common.address import format_address
 from smtpd_compat.inbox.store import BaseStore, MessageStore, StoredMessage
 
 from .faces import LegacyFace, ModernFace
@@ -67,7 +68,7 @@ class SMTPTestServer:
         self.stop()
 
     def __repr__(self) -> str:
-        return f"<SMTPTestServer {self.options.face} {self.host}:{self.port} tls={self.options.tls}>"
+        return f"<SMTPTestServer {self.options.face} {format_address(self.host, self.port)} tls={self.options.tls}>"
 
     # -- what was received ---------------------------------------------
 
@@ -98,7 +99,7 @@ class SMTPTestServer:
     def _timeout_text(self, predicate: Optional[Callable[[EmailMessage], bool]], timeout: Optional[float]) -> str:
         wanted = "message" if predicate is None else f"message matching {_describe(predicate)}"
         received = self.store.all()
-        text = f"no {wanted} arrived at {self.host}:{self.port} within {timeout:g} s; {len(received)} received"
+        text = f"no {wanted} arrived at {format_address(self.host, self.port)} within {timeout:g} s; {len(received)} received"
         shown = received[-5:]
         if shown:
             text += (" (last %d)" % len(shown) if len(received) > len(shown) else "") + ":"
