@@ -25,9 +25,11 @@ from smtpd_compat.engine.framing import (
     normalize_newlines,
     unstuff,
 )
+from smtpd_compat.engine import esmtp, replies
 from smtpd_compat.engine.grammar import BadCommand, get_address, parse_params, printable, split_command, strip_keyword
+from smtpd_compat.engine.replies import STDLIB
 from smtpd_compat.legacy import bridge
-from smtpd_compat.legacy.extensions import Extensions, settings_of
+from smtpd_compat.legacy.extensions import Credentials, Extensions, settings_of
 from smtpd_compat.legacy.framed import DATA_TERMINATOR, LINE_TERMINATOR, FramedChat
 from smtpd_compat.legacy.names import DATA_SIZE_DEFAULT, check_data_options, debug, debugging, package
 
@@ -74,6 +76,12 @@ class SMTPChannel(FramedChat):
     #: (550, nothing delivered), as the modern face's ``SMTP.bare_newline``.
     bare_newline = "accept"
 
+    #: Unrecognised commands one connection may send; the last of them is
+    #: answered "421 Error: too many unrecognized commands" and the
+    #: connection closes (Postfix's smtpd_junk_command_limit; stdlib smtpd
+    #: answered any number).  0: no limit.
+    junk_command_limit = STDLIB.junk_limit
+
     # Set by smtp_MAIL / smtp_RCPT, as in the stdlib (not before).
     mail_options: List[str]
     rcpt_options: List[str]
@@ -85,6 +93,7 @@ class SMTPChannel(FramedChat):
     # TLS and AUTH, when the server turned them on (see extensions).
     _ext: Optional[Extensions] = None
     _ext_read = False
+    _junk: Optional[esmtp.JunkBudget] = None
 
     @property
     def max_command_size_limit(self) -> int:
@@ -176,7 +185,11 @@ class SMTPChannel(FramedChat):
     def handle_tls_established(self) -> None:
         ext = self._extensions()
         assert ext is not None  # only extensions start TLS
-        ext.tls_established()
+        if ext.tls_established():
+            self._start_over()
+            hook = self._hook("STARTTLS")
+            if hook is not None:
+                ext.starttls_refused = not self._hook_context().call(hook)
 
     def handle_tls_failed(self, error: Exception) -> None:
         debug("TLS failed:", repr(self.peer), error)
@@ -306,10 +319,10 @@ class SMTPChannel(FramedChat):
         sz, self.num_bytes = self.num_bytes, 0
         ext = self._extensions()
         if ext is not None and ext.in_exchange:  # the line answers an AUTH challenge
-            ext.answer(line.encode("utf-8", "surrogateescape") if isinstance(line, str) else line)
+            self._authenticate(ext, ext.answer(line.encode("utf-8", "surrogateescape") if isinstance(line, str) else line))
             return
         if not line:
-            self.push("500 Error: bad syntax")
+            self.push(replies.BAD_SYNTAX)
             return
         raw = line.encode("utf-8", "surrogateescape") if isinstance(line, str) else line
         # surrogateescape: an over-long line may end inside a character.
@@ -321,20 +334,11 @@ class SMTPChannel(FramedChat):
         else:
             command = text[:i].upper()
             arg = text[i + 1:].strip()
-        limits = self.command_size_limits
-        if not self.extended_smtp:
-            max_sz = self.command_size_limit
-        elif command in limits or limits.default_factory is None:
-            max_sz = limits[command]
-        else:
-            # Looked up without storing it: each verb a client invents would
-            # otherwise stay in the dict for the whole connection (memory).
-            max_sz = limits.default_factory()
-        if sz > max_sz:
-            self.push("500 Error: line too long")
+        if sz > esmtp.line_limit(command, self.extended_smtp, self.command_size_limits, self.command_size_limit):
+            self.push(STDLIB.line_too_long)
             return
         if not _well_formed(raw):
-            self.push("500 Error: bad syntax")
+            self.push(replies.BAD_SYNTAX)
             return
         method = getattr(self, "smtp_" + command, None)
         if ext is not None:
@@ -343,11 +347,33 @@ class SMTPChannel(FramedChat):
                 self.push(refusal)
                 return
             if not method:
-                method = ext.command(command)
+                extension = ext.command(command)
+                if extension is not None:
+                    self._authenticate(ext, extension(arg))
+                    return
         if not method:
-            self.push('500 Error: command "%s" not recognized' % printable(command))
+            self._unrecognized(command)
             return
         method(arg)
+
+    def _unrecognized(self, command: str) -> None:
+        if self._junk is None:
+            self._junk = esmtp.JunkBudget(self.junk_command_limit)
+        if self._junk.spend():
+            self.push(STDLIB.too_many_unrecognized)
+            self.close_when_done()
+            return
+        self.push(replies.unrecognized(printable(command)))
+
+    def _authenticate(self, ext: Extensions, credentials: Optional[Credentials]) -> None:
+        """Hand a completed AUTH exchange to the server's authenticator,
+        called as the modern face calls it (server, session, envelope,
+        mechanism, auth_data), with the bridge's views."""
+        if credentials is None:
+            return  # the exchange goes on, or ended with a reply
+        authenticator = ext.settings.authenticator
+        assert authenticator is not None  # AUTH is offered only with one
+        ext.finish_auth(self._hook_context().call(authenticator, *credentials))
 
     def _deliver(self, unstuffed: bytes) -> Optional[str]:
         hook = self._hook("DATA")
@@ -410,18 +436,9 @@ class SMTPChannel(FramedChat):
             return
         self._set_rset_state()
         self.extended_smtp = True
-        lines = ["250-%s" % self.fqdn]
-        if self.data_size_limit:
-            lines.append("250-SIZE %s" % self.data_size_limit)
-            self.command_size_limits["MAIL"] += 26
-        if not self._decode_data:
-            lines.append("250-8BITMIME")
-        if self.enable_SMTPUTF8:
-            lines.append("250-SMTPUTF8")
-            self.command_size_limits["MAIL"] += 10
-        ext = self._extensions()
-        if ext is not None:
-            lines.extend(ext.ehlo_lines())
+        offer = self._offer()
+        self.command_size_limits["MAIL"] += esmtp.mail_line_extra(offer)
+        lines = ["250-%s" % self.fqdn] + ["250-" + keyword for keyword in esmtp.ehlo_keywords(offer)]
         hook = self._hook("EHLO")
         if hook is None:
             self.seen_greeting = arg
@@ -434,6 +451,14 @@ class SMTPChannel(FramedChat):
             lines = self._hook_context().lines(hook, arg, lines + ["250 HELP"])
         for line in lines:
             self.push(line)
+
+    def _offer(self) -> esmtp.Offer:
+        """What this session offers: EHLO keywords, valid MAIL parameters."""
+        offer = esmtp.Offer(self.data_size_limit, not self._decode_data, self.enable_SMTPUTF8)
+        ext = self._extensions()
+        if ext is None:
+            return offer
+        return offer._replace(starttls=ext.offered_starttls(), auth=ext.offered_auth())
 
     def smtp_NOOP(self, arg: Optional[str]) -> None:
         if arg:
@@ -501,7 +526,7 @@ class SMTPChannel(FramedChat):
         self.push("252 Cannot VRFY user, but will accept message and attempt delivery")
 
     def _syntax_error(self, usage: str) -> str:
-        return "501 Syntax: " + usage + (" [SP <mail-parameters>]" if self.extended_smtp else "")
+        return replies.syntax(usage, self.extended_smtp)
 
     def _path_argument(self, keyword: str, arg: Optional[str], syntaxerr: str) -> Optional[Tuple[str, str]]:
         """stdlib's checks shared by MAIL and RCPT: ``(address, rest)``, or
@@ -525,37 +550,22 @@ class SMTPChannel(FramedChat):
         if path is None:
             return
         address, rest = path
-        if self.mailfrom:
-            self.push("503 Error: nested MAIL command")
+        refusal = esmtp.transaction_refusal("MAIL", bool(self.mailfrom), 0)
+        if refusal is not None:
+            self.push(refusal)
             return
         self.mail_options = rest.upper().split()
         params = self._getparams(self.mail_options)
         if params is None:
             self.push(syntaxerr)
             return
-        if not self._decode_data:
-            body = params.pop("BODY", "7BIT")
-            if body not in ("7BIT", "8BITMIME"):
-                self.push("501 Error: BODY can only be one of 7BIT, 8BITMIME")
-                return
-        if self.enable_SMTPUTF8:
-            smtputf8 = params.pop("SMTPUTF8", False)
-            if smtputf8 is True:
-                self.require_SMTPUTF8 = True
-            elif smtputf8 is not False:
-                self.push("501 Error: SMTPUTF8 takes no arguments")
-                return
-        size = params.pop("SIZE", None)
-        if size:
-            if not isinstance(size, str) or not size.isdigit():
-                self.push(syntaxerr)
-                return
-            if self.data_size_limit and int(size) > self.data_size_limit:
-                self.push("552 Error: message size exceeds fixed maximum message size")
-                return
-        if params:
-            self.push("555 MAIL FROM parameters not recognized or not implemented")
+        try:
+            parsed = esmtp.mail_parameters(params, self._offer(), STDLIB, syntaxerr)
+        except esmtp.Refused as refused:
+            self.push(refused.reply)
             return
+        if parsed.smtputf8:
+            self.require_SMTPUTF8 = True
         hook = self._hook("MAIL")
         if hook is not None:
             status = self._run_hook(hook, address, self.mail_options)
@@ -573,8 +583,9 @@ class SMTPChannel(FramedChat):
         if self._auth_needed():
             return
         debug("===> RCPT", arg)
-        if not self.mailfrom:
-            self.push("503 Error: need MAIL command")
+        refusal = esmtp.transaction_refusal("RCPT", bool(self.mailfrom), len(self.rcpttos))
+        if refusal is not None:
+            self.push(refusal)
             return
         syntaxerr = self._syntax_error("RCPT TO: <address>")
         path = self._path_argument("TO:", arg, syntaxerr)
@@ -586,9 +597,10 @@ class SMTPChannel(FramedChat):
         if params is None:
             self.push(syntaxerr)
             return
-        # stdlib smtpd recognises no RCPT parameter at all
-        if params:
-            self.push("555 RCPT TO parameters not recognized or not implemented")
+        try:
+            esmtp.rcpt_parameters(params)
+        except esmtp.Refused as refused:
+            self.push(refused.reply)
             return
         hook = self._hook("RCPT")
         if hook is not None:
@@ -614,8 +626,9 @@ class SMTPChannel(FramedChat):
             return
         if self._auth_needed():
             return
-        if not self.rcpttos:
-            self.push("503 Error: need RCPT command")
+        refusal = esmtp.transaction_refusal("DATA", bool(self.mailfrom), len(self.rcpttos))
+        if refusal is not None:
+            self.push(refusal)
             return
         if arg:
             self.push("501 Syntax: DATA")
@@ -631,8 +644,13 @@ class SMTPChannel(FramedChat):
     # -- idleness (not in stdlib smtpd, which waited forever) ---------------------------
 
     def handle_idle_timeout(self) -> None:
-        self.push("421 Error: timeout exceeded")
+        self.push(STDLIB.timeout)
         self.close_when_done()
+
+    def close(self) -> None:
+        FramedChat.close(self)
+        if self._hooks is not None:
+            self._hooks.close()  # the channel's own event loop, if a hook made one
 
 
 def _disable_nagle(conn: Any) -> None:

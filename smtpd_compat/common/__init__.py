@@ -1,0 +1,1 @@
+"""What both faces share, importing neither face."""
