@@ -24,6 +24,7 @@ from . import replies
 from .replies import Dialect
 
 __all__ = [
+    "Goodbye",
     "JunkBudget",
     "MailParameters",
     "Offer",
@@ -50,6 +51,10 @@ class Refused(Exception):
     def __init__(self, reply: str) -> None:
         super().__init__(reply)
         self.reply = reply
+
+
+class Goodbye(Refused):
+    """A refusal after which the server closes the connection."""
 
 
 class Offer(NamedTuple):

@@ -1,18 +1,23 @@
 """The modern face's I/O adapter: an asyncio protocol over the engine.
 
 ``ConnectionAdapter`` owns everything between the socket and the command
-logic, and nothing SMTP: received bytes go into the sans-I/O ``Framer``
-and a waiting task is woken; replies are queued and leave in one write per
-batch; one timer enforces a moving deadline; reading pauses when a client
-pipelines faster than hooks run.  ``smtp.SMTP`` builds the protocol on it.
+logic, and nothing SMTP: every ``asyncio.Protocol`` callback, received bytes
+going into the sans-I/O ``Framer`` (a waiting task is woken), replies queued
+and written once per batch, one timer for a moving deadline, read
+back-pressure, and the clean-up when the connection ends.
+
+The protocol built on it (``protocol.SMTPProtocol``) is called back at four
+points only: ``_connected(transport)``, ``_input_ended()`` (EOF),
+``_lost()`` and ``_deadline_passed()``; it pulls events with
+``_poll_event``/``_wait_for_input``, ``_read_message`` and ``_readline``.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any, List, Optional, Union
+from typing import Any, List, Optional, Tuple, Union
 
-from ..engine.framing import CommandLine, CommandTooLong, Framer
+from ..engine.framing import CommandLine, CommandTooLong, DataChunk, DataEnd, Event, Framer
 
 __all__ = ["ConnectionAdapter"]
 
@@ -102,7 +107,45 @@ class ConnectionAdapter(asyncio.Protocol):
         transport = self._transport
         return transport is None or transport.is_closing()
 
+    # -- upcalls: what the protocol built on this adapter provides ---------
+
+    def _connected(self, transport: asyncio.BaseTransport) -> None:
+        """The connection is up (the deadline is armed)."""
+
+    def _input_ended(self) -> bool:
+        """The client half-closed; True keeps the write side open."""
+        return False
+
+    def _lost(self) -> None:
+        """The connection is gone; I/O state is cleaned up already."""
+
+    def _deadline_passed(self) -> None:
+        """The client let the deadline pass; the protocol decides what to say."""
+        self._close()
+
     # -- asyncio.Protocol ----------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+        self._reset_timeout()
+        self._connected(transport)
+
+    def eof_received(self) -> Optional[bool]:
+        keep_open = self._input_ended()
+        self._eof = True
+        self._wake_reader()
+        return keep_open
+
+    def connection_lost(self, exc: Optional[Exception]) -> None:
+        if self._timeout_handle is not None:
+            self._timeout_handle.cancel()
+        self.transport = None
+        self._eof = True
+        self._wake_reader()
+        waiter = self._drain_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+        self._lost()
 
     def data_received(self, data: bytes) -> None:
         framer = self._framer
@@ -156,10 +199,6 @@ class ConnectionAdapter(asyncio.Protocol):
         self._timeout_handle = None
         if self.transport is not None:
             self._deadline_passed()
-
-    def _deadline_passed(self) -> None:
-        """The client let the deadline pass; the protocol decides what to say."""
-        self._close()
 
     # -- output --------------------------------------------------------
 
@@ -221,6 +260,52 @@ class ConnectionAdapter(asyncio.Protocol):
         await self._input_waiter
         return True
 
+    def _poll_event(self) -> Optional[Event]:
+        """The next framer event if the input holds one (no waiting)."""
+        return self._framer.next_event()
+
+    def _peek_input(self) -> bytes:
+        """The unparsed input (a PROXY header before any SMTP)."""
+        return self._framer.peek_buffered()
+
+    def _consume_input(self, size: int) -> None:
+        self._framer.consume_buffered(size)
+
+    def _discard_input(self) -> None:
+        """Send what is queued, then forget the unparsed input: plaintext
+        pipelined behind STARTTLS (CVE-2024-34083)."""
+        self._flush()
+        self._framer.discard_buffered()
+
+    def _set_command_limit(self, limit: int) -> None:
+        """The longest command line the framer hands over whole."""
+        self._framer.command_limit = limit
+
+    async def _read_message(
+        self, size_limit: Optional[int], line_limit: Optional[int]
+    ) -> Tuple[List[bytes], Optional[DataEnd]]:
+        """Collect the raw message after a 354 (DataEnd None: connection gone).
+
+        The deadline restarts whenever a line completes (in
+        ``data_received``), so a slow but steady client is served and a
+        trickling one is not (a per-record deadline, as Postfix's
+        smtpd_per_record_deadline).
+        """
+        framer = self._framer
+        framer.start_data(size_limit, line_limit)
+        chunks: List[bytes] = []
+        while True:
+            event = framer.next_event()
+            if event is None:
+                if not await self._wait_for_input():
+                    return chunks, None
+                continue
+            if type(event) is DataChunk:
+                chunks.append(event.data)
+                continue
+            assert type(event) is DataEnd
+            return chunks, event
+
     async def _next_event(self) -> Any:
         """The next framer event, waiting for input as needed (None: EOF)."""
         framer = self._framer
@@ -244,3 +329,10 @@ class ConnectionAdapter(asyncio.Protocol):
     def _close(self) -> None:
         self._flush()
         self._writer.close()
+
+    def _finish_output(self) -> None:
+        """The connection task ended: send what is queued, and close if the
+        client's input ended (it half-closed, or the connection is gone)."""
+        self._flush()
+        if self._eof:
+            self._writer.close()
