@@ -31,6 +31,7 @@ __all__ = [
     "Refused",
     "ehlo_keywords",
     "line_limit",
+    "longest_line_limit",
     "mail_line_extra",
     "mail_parameters",
     "rcpt_parameters",
@@ -108,6 +109,11 @@ def line_limit(verb: str, extended: bool, limits: Mapping[str, int], base: int) 
         return limits[verb]
     factory = getattr(limits, "default_factory", None)
     return factory() if factory is not None else limits[verb]
+
+
+def longest_line_limit(limits: Mapping[str, int], base: int) -> int:
+    """The longest line any verb may have: what a framer must hand over whole."""
+    return max(limits.values(), default=base)
 
 
 class MailParameters(NamedTuple):

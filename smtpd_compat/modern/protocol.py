@@ -198,10 +198,7 @@ class SMTPProtocol(ConnectionAdapter):
 
     @property
     def max_command_size_limit(self) -> int:
-        try:
-            return max(self.command_size_limits.values())
-        except ValueError:
-            return self.command_size_limit
+        return esmtp.longest_line_limit(self.command_size_limits, self.command_size_limit)
 
     @property
     def _tls_active(self) -> bool:
