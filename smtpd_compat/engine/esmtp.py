@@ -13,14 +13,15 @@
 Texts come from ``replies``; where the faces' words differ the caller passes
 its ``Dialect``.  A new parameter (DSN's RET/ENVID/NOTIFY/ORCPT) is one more
 step in ``mail_parameters``/``rcpt_parameters`` plus its ``Offer`` field
-and EHLO keyword here; the faces pass the result on unchanged.
+and EHLO keyword here; the faces pass the result on unchanged.  DSN's are
+in ``dsn``, CHUNKING's BDAT rules in ``chunking``.
 """
 
 from __future__ import annotations
 
 from typing import Dict, Mapping, NamedTuple, Optional, Sequence, List, Union
 
-from . import replies
+from . import dsn, replies
 from .replies import Dialect
 
 __all__ = [
@@ -28,7 +29,9 @@ __all__ = [
     "JunkBudget",
     "MailParameters",
     "Offer",
+    "RcptParameters",
     "Refused",
+    "check_offer",
     "ehlo_keywords",
     "line_limit",
     "longest_line_limit",
@@ -71,6 +74,26 @@ class Offer(NamedTuple):
     starttls: bool = False
     #: AUTH (RFC 4954) with these mechanisms; None: not offered.
     auth: Optional[Sequence[str]] = None
+    # The extensions below are opt-in on both faces, so that by default EHLO
+    # stays byte-identical to aiosmtpd's and stdlib smtpd's.
+    #: PIPELINING (RFC 2920): both faces always answered pipelined commands
+    #: in order; this only says so.
+    pipelining: bool = False
+    #: ENHANCEDSTATUSCODES (RFC 2034): every reply carries a status code
+    #: (``enhanced.with_status_code``).
+    enhancedstatuscodes: bool = False
+    #: DSN (RFC 3461): RET/ENVID on MAIL, NOTIFY/ORCPT on RCPT.
+    dsn: bool = False
+    #: CHUNKING (RFC 3030): the BDAT command.
+    chunking: bool = False
+    #: BINARYMIME (RFC 3030): BODY=BINARYMIME, only with CHUNKING and 8BITMIME.
+    binarymime: bool = False
+
+
+def check_offer(offer: Offer) -> None:
+    """Refuse an offer no client could use: ValueError."""
+    if offer.binarymime and not (offer.chunking and offer.eightbitmime):
+        raise ValueError("BINARYMIME needs CHUNKING and 8BITMIME (no decode_data)")
 
 
 def ehlo_keywords(offer: Offer) -> List[str]:
@@ -87,6 +110,15 @@ def ehlo_keywords(offer: Offer) -> List[str]:
         keywords.append("STARTTLS")
     if offer.auth is not None:
         keywords.append("AUTH " + " ".join(offer.auth))
+    for offered, keyword in (
+        (offer.pipelining, "PIPELINING"),
+        (offer.enhancedstatuscodes, "ENHANCEDSTATUSCODES"),
+        (offer.dsn, "DSN"),
+        (offer.chunking, "CHUNKING"),
+        (offer.binarymime, "BINARYMIME"),
+    ):
+        if offered:
+            keywords.append(keyword)
     return keywords
 
 
@@ -122,19 +154,29 @@ class MailParameters(NamedTuple):
     body: Optional[str]
     smtputf8: bool
     size: Optional[int]
+    #: RET and ENVID when DSN is offered, else None.
+    dsn: Optional[dsn.MailDsn] = None
+
+
+class RcptParameters(NamedTuple):
+    """The RCPT TO parameters a server understood."""
+
+    #: NOTIFY and ORCPT when DSN is offered, else None.
+    dsn: Optional[dsn.RcptDsn] = None
 
 
 def mail_parameters(params: Params, offer: Offer, dialect: Dialect, syntax_error: str) -> MailParameters:
     """Validate MAIL FROM's parameters (``grammar.parse_params``'s dict).
 
     Raises ``Refused``; ``syntax_error`` is the face's "501 Syntax: MAIL ..."
-    reply for a malformed SIZE.
+    reply for a malformed SIZE.  Keywords may come in any case.
     """
-    params = dict(params)
+    params = {key.upper(): value for key, value in params.items()}
     body: Union[None, str, bool] = None
     if offer.eightbitmime:
         body = params.pop("BODY", "7BIT")
-        if body not in _BODY_TYPES:
+        body = body.upper() if isinstance(body, str) else body
+        if body not in _BODY_TYPES and not (offer.binarymime and body == "BINARYMIME"):
             raise Refused(replies.BODY_INVALID)
     smtputf8 = False
     if offer.smtputf8 or dialect.smtputf8_disabled is not None:
@@ -145,9 +187,13 @@ def mail_parameters(params: Params, offer: Offer, dialect: Dialect, syntax_error
             raise Refused(dialect.smtputf8_disabled)  # type: ignore[arg-type]  # not None here
         smtputf8 = value
     size = _size(params.pop("SIZE", None), offer.size_limit, syntax_error)
+    try:
+        mail_dsn = dsn.mail_dsn(params) if offer.dsn else None
+    except dsn.InvalidDsn as error:
+        raise Refused(str(error)) from None
     if params:
         raise Refused(replies.PARAMETERS_UNKNOWN % "MAIL FROM")
-    return MailParameters(body if isinstance(body, str) else None, smtputf8, size)
+    return MailParameters(body if isinstance(body, str) else None, smtputf8, size, mail_dsn)
 
 
 def _size(value: Union[None, str, bool], limit: Optional[int], syntax_error: str) -> Optional[int]:
@@ -165,10 +211,16 @@ def _size(value: Union[None, str, bool], limit: Optional[int], syntax_error: str
     return int(value) if len(digits) <= 20 else None
 
 
-def rcpt_parameters(params: Params) -> None:
-    """Validate RCPT TO's parameters: none is implemented yet."""
+def rcpt_parameters(params: Params, offer: Optional[Offer] = None) -> RcptParameters:
+    """Validate RCPT TO's parameters (DSN's, when ``offer`` has it)."""
+    params = {key.upper(): value for key, value in params.items()}
+    try:
+        rcpt_dsn = dsn.rcpt_dsn(params) if offer is not None and offer.dsn else None
+    except dsn.InvalidDsn as error:
+        raise Refused(str(error)) from None
     if params:
         raise Refused(replies.PARAMETERS_UNKNOWN % "RCPT TO")
+    return RcptParameters(rcpt_dsn)
 
 
 def transaction_refusal(verb: str, has_sender: bool, recipients: int) -> Optional[str]:
