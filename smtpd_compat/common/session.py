@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import enum
 import logging
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple, Union
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Tuple, Union
 
 if TYPE_CHECKING:
     import asyncio  # only named: importing the legacy face loads no asyncio
@@ -63,6 +64,13 @@ class Session:
 class Envelope:
     """One mail transaction: sender, recipients and content."""
 
+    #: DSN (RFC 3461): MAIL FROM's RET and ENVID (``engine.dsn.MailDsn``),
+    #: and each accepted recipient's NOTIFY and ORCPT (``engine.dsn.RcptDsn``)
+    #: by address.  Set on the instance only when the server offers DSN, so
+    #: that by default an envelope's attributes are aiosmtpd's.
+    dsn: Any = None
+    rcpt_dsn: Mapping[str, Any] = MappingProxyType({})
+
     def __init__(self) -> None:
         self.mail_from: Optional[str] = None
         self.mail_options: List[str] = []
@@ -73,3 +81,4 @@ class Envelope:
         self.original_content: Optional[bytes] = None
         self.rcpt_tos: List[str] = []
         self.rcpt_options: List[str] = []
+

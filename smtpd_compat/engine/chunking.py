@@ -36,7 +36,9 @@ __all__ = [
     "SizeUnknown",
     "chunk_received",
     "data_refusal",
+    "is_bdat",
     "parse_bdat",
+    "payload_size",
     "plan_chunk",
     "sequence_refusal",
 ]
@@ -88,6 +90,24 @@ def parse_bdat(arg: Optional[str]) -> Bdat:
     return Bdat(int(size), last)
 
 
+def is_bdat(line: bytes) -> bool:
+    """``line`` (or the start of an over-long one) is a BDAT command: if it
+    is refused unread, its chunk's size is unknown."""
+    return line.partition(b" ")[0].upper() == b"BDAT"
+
+
+def payload_size(line: bytes) -> int:
+    """How many bytes follow ``line`` whatever its fate: a BDAT's size,
+    0 for any other command; raises ``SizeUnknown``.
+
+    For a command refused before it runs (a gate, a line limit): its
+    chunk must still be read past.
+    """
+    if not is_bdat(line):
+        return 0
+    return parse_bdat(line.partition(b" ")[2].decode("ascii", "replace")).size
+
+
 def sequence_refusal(has_sender: bool, recipients: int) -> Optional[str]:
     """The reply to a BDAT before MAIL or RCPT (in DATA's words), or None.
 
@@ -101,7 +121,7 @@ def sequence_refusal(has_sender: bool, recipients: int) -> Optional[str]:
     return None
 
 
-def data_refusal(message: Optional["ChunkedMessage"], body: Optional[str]) -> Optional[str]:
+def data_refusal(message: Optional["ChunkedMessage"], binarymime: bool) -> Optional[str]:
     """The reply refusing DATA in this transaction, or None.
 
     The transaction stays as it was (RFC 3030 calls its state
@@ -109,7 +129,7 @@ def data_refusal(message: Optional["ChunkedMessage"], body: Optional[str]) -> Op
     """
     if message is not None:
         return DATA_AFTER_BDAT
-    if body == "BINARYMIME":
+    if binarymime:
         return BINARYMIME_NEEDS_BDAT
     return None
 

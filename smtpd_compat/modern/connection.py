@@ -150,10 +150,11 @@ class ConnectionAdapter(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         framer = self._framer
         framer.feed(data)
-        if framer.in_data and b"\n" in data:
-            # A message line ended: its deadline restarts here, as the framer
-            # may hold the line's end back, or hand out nothing more of a
-            # message it refuses while the client is still sending it.
+        if (framer.in_data and b"\n" in data) or framer.in_chunk:
+            # A message line ended (or a BDAT chunk, which has no lines,
+            # moved on): its deadline restarts here, as the framer may hold
+            # the line's end back, or hand out nothing more of a message it
+            # refuses while the client is still sending it.
             self._reset_timeout()
         waiter = self._input_waiter
         if waiter is not None:
@@ -291,20 +292,32 @@ class ConnectionAdapter(asyncio.Protocol):
         trickling one is not (a per-record deadline, as Postfix's
         smtpd_per_record_deadline).
         """
-        framer = self._framer
-        framer.start_data(size_limit, line_limit)
+        self._framer.start_data(size_limit, line_limit)
         chunks: List[bytes] = []
+        end = await self._collect(chunks)
+        assert end is None or type(end) is DataEnd
+        return chunks, end
+
+    async def _read_chunk(self, size: int, discard: bool, parts: List[bytes]) -> bool:
+        """Read one BDAT chunk of ``size`` bytes into ``parts`` (nothing when
+        ``discard``); False: the connection is gone."""
+        self._framer.start_chunk(size, discard)
+        return await self._collect(parts) is not None
+
+    async def _collect(self, chunks: List[bytes]) -> Optional[Event]:
+        """Append ``DataChunk``s to ``chunks`` up to the event that ends them
+        (None: the connection is gone)."""
+        framer = self._framer
         while True:
             event = framer.next_event()
             if event is None:
                 if not await self._wait_for_input():
-                    return chunks, None
+                    return None
                 continue
             if type(event) is DataChunk:
                 chunks.append(event.data)
                 continue
-            assert type(event) is DataEnd
-            return chunks, event
+            return event
 
     async def _next_event(self) -> Any:
         """The next framer event, waiting for input as needed (None: EOF)."""

@@ -20,7 +20,7 @@ from typing import AbstractSet, Any, Dict, MutableMapping, Optional, Tuple, Unio
 
 from ..common.hooks import bind_prefixed, class_functions, ehlo_hook_version
 from ..common.session import MISSING, Envelope, Session
-from ..engine import esmtp, starttls
+from ..engine import chunking, enhanced, esmtp, starttls
 from ..engine.framing import CommandLine, CommandTooLong
 from ..engine.grammar import BadCommand, Command, printable, split_command
 from ..engine.replies import AIOSMTPD
@@ -48,6 +48,8 @@ BOGUS_LIMIT = AIOSMTPD.junk_limit
 make_loop = _get_or_new_eventloop
 
 _fqdn: Optional[str] = None
+# RFC 2034: the greeting and the answers to HELO/EHLO/LHLO carry no enhanced code.
+_NO_ENHANCED_CODES = frozenset({"", "HELO", "EHLO", "LHLO"})
 
 
 def _default_hostname() -> str:
@@ -138,6 +140,9 @@ class SMTPProtocol(ConnectionAdapter):
     #: Kept for API compatibility; every instance has its own copy (the
     #: class-level dict of aiosmtpd leaked limits across sessions).
     command_size_limits: MutableMapping[str, int] = collections.defaultdict(lambda: SMTPProtocol.command_size_limit)
+    #: Opt-in extensions (``SMTP``'s keywords set them per instance).
+    enable_CHUNKING = False
+    enable_ENHANCEDSTATUSCODES = False
     #: Commands a client may send before STARTTLS under require_starttls;
     #: a subclass with its own greeting (LMTP's LHLO) extends it.
     allowed_before_starttls: AbstractSet[str] = starttls.ALLOWED_BEFORE_STARTTLS
@@ -162,6 +167,8 @@ class SMTPProtocol(ConnectionAdapter):
         self.envelope: Optional[Envelope] = None
         self._handler_coroutine: Optional["asyncio.Task[None]"] = None
         self._greeting_sent = False
+        #: The command being answered ("" before the first).
+        self._verb = ""
         self._handle_hooks: Dict[str, Any] = bind_prefixed(handler, "handle_")
         self._ehlo_hook_ver = _ehlo_hook_version(self._handle_hooks)
         self._enforce_call_limit, self._call_limit_default, self._call_limit_base = _call_limits(
@@ -266,6 +273,14 @@ class SMTPProtocol(ConnectionAdapter):
         assert status is not None, "push() needs a status"
         if self.session is not None and log.isEnabledFor(logging.DEBUG):
             log.debug("%r << %r", self.session.peer, status)
+        if (
+            self.enable_ENHANCEDSTATUSCODES
+            and isinstance(status, str)
+            and self._verb not in _NO_ENHANCED_CODES
+            and self.session is not None
+            and self.session.extended_smtp
+        ):
+            status = enhanced.with_status_code(status, self._verb)
         self._queue(status)
         await self._drain()
 
@@ -327,6 +342,10 @@ class SMTPProtocol(ConnectionAdapter):
                     return
                 continue
             if type(event) is CommandTooLong:
+                if self.enable_CHUNKING and chunking.is_bdat(event.prefix):
+                    await self.push(chunking.SIZE_UNKNOWN)  # its chunk's end is unknown
+                    self._close()
+                    return
                 await self.push(AIOSMTPD.line_too_long)
                 continue
             if type(event) is not CommandLine:
@@ -335,16 +354,35 @@ class SMTPProtocol(ConnectionAdapter):
                 verb, arg = self._command(event.line)
                 self._pass_gates(verb, calls)
                 method = commands.get(verb)
-                if method is None:
+                if method is None or not self._serves(verb):
                     self._unrecognized(verb, junk)
             except esmtp.Refused as refused:
+                if not isinstance(refused, esmtp.Goodbye) and not await self._skip_payload(event.line):
+                    refused = esmtp.Goodbye(chunking.SIZE_UNKNOWN)
                 await self.push(refused.reply)
                 if isinstance(refused, esmtp.Goodbye):
                     self._close()
                     return
                 continue
             self._reset_timeout()
+            self._verb = verb
             await self._run(method, arg)
+
+    def _serves(self, verb: str) -> bool:
+        """Whether a verb with an ``smtp_*`` method is on offer (BDAT is
+        only with CHUNKING; otherwise it is an unrecognised command)."""
+        return verb != "BDAT" or self.enable_CHUNKING
+
+    async def _skip_payload(self, line: bytes) -> bool:
+        """Read past the data a refused command line announced (a BDAT
+        chunk, RFC 3030); False when its size is unknown."""
+        if not self.enable_CHUNKING:
+            return True
+        try:
+            size = chunking.payload_size(line)
+        except chunking.SizeUnknown:
+            return False
+        return not size or await self._read_chunk(size, True, [])
 
     # -- the gates, in order: one method each ------------------------------
 

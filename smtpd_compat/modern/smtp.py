@@ -17,7 +17,7 @@ import warnings
 from typing import Any, Dict, Iterable, List, MutableMapping, Optional, Tuple, Union
 
 from ..common.session import MISSING, Envelope, Session
-from ..engine import esmtp, replies, starttls
+from ..engine import chunking, esmtp, replies, sasl, starttls
 from ..engine.framing import BARE_NEWLINE_REFUSAL, DataEnd, bare_newline_action, normalize_newlines, unstuff
 from ..engine.grammar import get_address, parse_params, printable, strip_keyword
 from ..engine.replies import AIOSMTPD
@@ -101,14 +101,36 @@ class SMTP(AuthMixin):
         authenticator: Optional[AuthenticatorType] = None,
         proxy_protocol_timeout: Optional[Union[int, float]] = None,
         loop: Optional[asyncio.AbstractEventLoop] = None,
+        enable_CHUNKING: bool = False,
+        enable_BINARYMIME: bool = False,
+        enable_PIPELINING: bool = False,
+        enable_ENHANCEDSTATUSCODES: bool = False,
+        enable_DSN: bool = False,
     ) -> None:
         self._init_protocol(handler, loop, timeout, ident, hostname, proxy_protocol_timeout, command_call_limit)
         assert data_size_limit is None or isinstance(data_size_limit, int)
         self.data_size_limit = data_size_limit
         self.enable_SMTPUTF8 = enable_SMTPUTF8
         self._decode_data = decode_data
+        self._init_extensions(
+            enable_CHUNKING, enable_BINARYMIME, enable_PIPELINING, enable_ENHANCEDSTATUSCODES, enable_DSN
+        )
         self._init_tls(tls_context, require_starttls)
         self._init_auth(auth_required, auth_require_tls, auth_exclude_mechanism, auth_callback, authenticator)
+
+    def _init_extensions(
+        self, chunking_: bool, binarymime: bool, pipelining: bool, enhanced_codes: bool, dsn: bool
+    ) -> None:
+        """The opt-in extensions (off: EHLO is aiosmtpd's, byte for byte)."""
+        self.enable_CHUNKING = chunking_
+        self.enable_BINARYMIME = binarymime
+        self.enable_PIPELINING = pipelining
+        self.enable_ENHANCEDSTATUSCODES = enhanced_codes
+        self.enable_DSN = dsn
+        esmtp.check_offer(self._offer())
+        # The BDAT transaction's chunks, valid while its envelope is current.
+        self._chunks: Optional[chunking.ChunkedMessage] = None
+        self._chunks_envelope: Optional[Envelope] = None
 
     # -- argument parsing (aiosmtpd's method names) --------------------
 
@@ -164,7 +186,16 @@ class SMTP(AuthMixin):
 
     def _offer(self) -> esmtp.Offer:
         """What this server offers: EHLO keywords, valid MAIL parameters."""
-        return esmtp.Offer(self.data_size_limit, not self._decode_data, self.enable_SMTPUTF8)
+        return esmtp.Offer(
+            self.data_size_limit,
+            not self._decode_data,
+            self.enable_SMTPUTF8,
+            pipelining=self.enable_PIPELINING,
+            enhancedstatuscodes=self.enable_ENHANCEDSTATUSCODES,
+            dsn=self.enable_DSN,
+            chunking=self.enable_CHUNKING,
+            binarymime=self.enable_BINARYMIME,
+        )
 
     @syntax("EHLO hostname")
     async def smtp_EHLO(self, hostname: Optional[str]) -> None:
@@ -285,7 +316,8 @@ class SMTP(AuthMixin):
 
     async def _parse_path(self, keyword: str, arg: Optional[str], syntax_error: str) -> Optional[Tuple[str, List[str]]]:
         """Common MAIL/RCPT argument checks; replies and returns None on error,
-        else ``(address, upper-cased parameter words)``."""
+        else ``(address, parameter words)`` (as sent: DSN's values keep their
+        case; the options handed to hooks are upper-cased, as aiosmtpd's)."""
         assert self.session is not None
         if arg is not None:
             arg = self._strip_command_keyword(keyword, arg)
@@ -299,7 +331,7 @@ class SMTP(AuthMixin):
         if not address or (rest and not self.session.extended_smtp):
             await self.push(syntax_error)
             return None
-        return address, (rest or "").upper().split()
+        return address, (rest or "").split()
 
     def _syntax_error(self, text: str) -> str:
         assert self.session is not None
@@ -313,21 +345,25 @@ class SMTP(AuthMixin):
         parsed = await self._parse_path("FROM:", arg, syntax_error)
         if parsed is None:
             return
-        address, mail_options = parsed
+        address, words = parsed
+        mail_options = [word.upper() for word in words]
         assert self.envelope is not None and self.session is not None
         refusal = esmtp.transaction_refusal("MAIL", bool(self.envelope.mail_from), 0)
         if refusal is not None:
             await self.push(refusal)
             return
-        params = self._getparams(mail_options)
+        params = self._getparams(words)
         if params is None:
             await self.push(syntax_error)
             return
         try:
-            self.envelope.smtp_utf8 = esmtp.mail_parameters(params, self._offer(), AIOSMTPD, syntax_error).smtputf8
+            parameters = esmtp.mail_parameters(params, self._offer(), AIOSMTPD, syntax_error)
         except esmtp.Refused as refused:
             await self.push(refused.reply)
             return
+        self.envelope.smtp_utf8 = parameters.smtputf8
+        if parameters.dsn is not None:
+            self.envelope.dsn = parameters.dsn
         status = await self._call_handler_hook("MAIL", address, mail_options)
         if status is MISSING:
             self.envelope.mail_from = address
@@ -352,13 +388,14 @@ class SMTP(AuthMixin):
         parsed = await self._parse_path("TO:", arg, syntax_error)
         if parsed is None:
             return
-        address, rcpt_options = parsed
-        params = self._getparams(rcpt_options)
+        address, words = parsed
+        rcpt_options = [word.upper() for word in words]
+        params = self._getparams(words)
         if params is None:
             await self.push(syntax_error)
             return
         try:
-            esmtp.rcpt_parameters(params)
+            parameters = esmtp.rcpt_parameters(params, self._offer())
         except esmtp.Refused as refused:
             await self.push(refused.reply)
             return
@@ -367,6 +404,8 @@ class SMTP(AuthMixin):
             self.envelope.rcpt_tos.append(address)
             self.envelope.rcpt_options.extend(rcpt_options)
             status = "250 OK"
+        if parameters.dsn is not None and address in self.envelope.rcpt_tos:
+            vars(self.envelope).setdefault("rcpt_dsn", {})[address] = parameters.dsn
         log.info("%r recip: %s", self.session.peer, address)
         await self.push(status)
 
@@ -388,6 +427,8 @@ class SMTP(AuthMixin):
             return
         assert self.envelope is not None and self.session is not None
         refusal = esmtp.transaction_refusal("DATA", bool(self.envelope.mail_from), len(self.envelope.rcpt_tos))
+        if refusal is None:
+            refusal = chunking.data_refusal(self._chunked_message(), "BODY=BINARYMIME" in self.envelope.mail_options)
         if refusal is not None:
             await self.push(refusal)
             return
@@ -408,6 +449,12 @@ class SMTP(AuthMixin):
         del chunks[:]
         if bare_newline_action(self.bare_newline, end) == "normalize":
             original_content = normalize_newlines(original_content)
+        await self._accept_message(envelope, original_content)
+
+    async def _accept_message(self, envelope: Envelope, original_content: bytes) -> None:
+        """Decode a received message (after DATA or the last BDAT chunk),
+        hand it to the handler and answer."""
+        assert self.envelope is not None
         content: Union[str, bytes] = original_content
         if self._decode_data:
             if self.enable_SMTPUTF8:
@@ -430,6 +477,51 @@ class SMTP(AuthMixin):
             # the handler raised (aiosmtpd kept the envelope: "503 nested MAIL").
             self._set_post_data_state()
         await self._push_data_reply(envelope, "250 OK" if status is MISSING else status)
+
+    @syntax("BDAT <size> [LAST]", when="enable_CHUNKING")
+    async def smtp_BDAT(self, arg: Optional[str]) -> None:
+        """A chunk of the message (RFC 3030); the last one delivers it as
+        DATA would.  Its data is read whatever the reply (``chunking``)."""
+        assert self.envelope is not None and self.session is not None
+        envelope = self.envelope
+        try:
+            plan = chunking.plan_chunk(
+                arg,
+                refusal=self._bdat_refusal(),
+                has_sender=bool(envelope.mail_from),
+                recipients=len(envelope.rcpt_tos),
+                message=self._chunked_message(),
+                size_limit=self.data_size_limit,
+            )
+        except chunking.SizeUnknown as error:
+            await self.push(error.reply)
+            self._close()
+            return
+        self._chunks, self._chunks_envelope = plan.message, envelope
+        parts = [] if plan.message is None else plan.message.parts
+        if not await self._read_chunk(plan.size, plan.discard, parts):
+            return
+        if plan.reply is None:
+            assert plan.message is not None
+            await self._accept_message(envelope, plan.message.content())
+        elif plan.ends_transaction:
+            self._set_post_data_state()
+            await self._push_data_reply(envelope, plan.reply)
+        else:
+            await self.push(plan.reply)
+
+    def _chunked_message(self) -> Optional[chunking.ChunkedMessage]:
+        """The current transaction's BDAT chunks (None: no BDAT yet)."""
+        return self._chunks if self._chunks_envelope is self.envelope else None
+
+    def _bdat_refusal(self) -> Optional[str]:
+        """Why BDAT may not run yet (greeting, AUTH), in DATA's words."""
+        assert self.session is not None
+        if not self.session.host_name:
+            return replies.need_greeting()
+        if self._auth_required and not self.session.authenticated:
+            return sasl.AUTH_REQUIRED
+        return None
 
     async def _push_data_reply(self, envelope: Envelope, status: Any) -> None:
         """Answer the end of ``envelope``'s message; LMTP answers once per

@@ -63,7 +63,7 @@ class Dialog:
         elif verb == "RSET":
             self.reset()
         elif verb == "DATA":
-            self.replies.append(chunking.data_refusal(self.message, None) or replies.START_DATA)
+            self.replies.append(chunking.data_refusal(self.message, False) or replies.START_DATA)
             return
         elif verb == "BDAT":
             try:
@@ -212,8 +212,8 @@ def test_data_inside_a_chunked_transaction() -> None:
     dialog = Dialog().feed([stream])
     assert dialog.replies == HEAD + [
         chunking.chunk_received(1), chunking.DATA_AFTER_BDAT, "250 RSET", "250 MAIL", "250 RCPT", replies.START_DATA]
-    assert chunking.data_refusal(None, "BINARYMIME") == chunking.BINARYMIME_NEEDS_BDAT
-    assert chunking.data_refusal(None, "8BITMIME") is None
+    assert chunking.data_refusal(None, True) == chunking.BINARYMIME_NEEDS_BDAT
+    assert chunking.data_refusal(None, False) is None
 
 
 def test_framer_chunk_events() -> None:
