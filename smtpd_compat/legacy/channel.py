@@ -28,7 +28,7 @@ from smtpd_compat.engine.framing import (
 from smtpd_compat.engine import esmtp, replies
 from smtpd_compat.engine.grammar import BadCommand, get_address, parse_params, printable, split_command, strip_keyword
 from smtpd_compat.engine.replies import STDLIB
-from smtpd_compat.legacy import bridge
+from smtpd_compat.legacy import bridge, opt_in
 from smtpd_compat.legacy.extensions import Credentials, Extensions, settings_of
 from smtpd_compat.legacy.framed import DATA_TERMINATOR, LINE_TERMINATOR, FramedChat
 from smtpd_compat.legacy.names import DATA_SIZE_DEFAULT, check_data_options, debug, debugging, package
@@ -62,7 +62,7 @@ def _well_formed(line: bytes) -> bool:
     return True
 
 
-class SMTPChannel(FramedChat):
+class SMTPChannel(opt_in.OptInChannel, FramedChat):
     COMMAND = 0
     DATA = 1
 
@@ -202,6 +202,8 @@ class SMTPChannel(FramedChat):
         self.set_terminator(LINE_TERMINATOR)
         if self._hooks is not None:
             self._hooks.new_transaction()
+        if self._opt_in is not None:
+            self._opt_in.new_transaction()
 
     def _set_rset_state(self) -> None:
         """Reset all state variables except the greeting."""
@@ -225,6 +227,8 @@ class SMTPChannel(FramedChat):
     # -- async_chat protocol -----------------------------------------------------------
 
     def push(self, msg: str) -> None:  # type: ignore[override]  # smtpd pushes str replies
+        if self.extended_smtp and self._opt_in is not None and self._opted_in()["enhancedstatuscodes"]:
+            msg = opt_in.with_status_code(msg, self._opt_in.verb)
         asynchat.async_chat.push(
             self, bytes(msg + "\r\n", "utf-8" if self.require_SMTPUTF8 else "ascii")
         )
@@ -290,7 +294,10 @@ class SMTPChannel(FramedChat):
             self._set_post_data_state()
             return
         raw = line if isinstance(line, bytes) else line.encode("utf-8", "surrogateescape")
-        unstuffed = unstuff(raw)
+        self._accept(unstuff(raw))
+
+    def _accept(self, unstuffed: bytes) -> None:
+        """Deliver a received message (after DATA or the last BDAT chunk)."""
         try:
             self.received_data = bridge.legacy_data(unstuffed, self._decode_data)
         except UnicodeDecodeError:
@@ -331,17 +338,22 @@ class SMTPChannel(FramedChat):
         else:
             command = text[:i].upper()
             arg = text[i + 1:].strip()
+        opted = self._opted_in()
+        if opted["enhancedstatuscodes"]:
+            self._opt_in_state().verb = command
         if sz > esmtp.line_limit(command, self.extended_smtp, self.command_size_limits, self.command_size_limit):
-            self.push(STDLIB.line_too_long)
+            self._refuse(STDLIB.line_too_long, raw, whole=False)
             return
         if not _well_formed(raw):
-            self.push(replies.BAD_SYNTAX)
+            self._refuse(replies.BAD_SYNTAX, raw)
             return
         method = getattr(self, "smtp_" + command, None)
+        if method is None and command == "BDAT" and opted["chunking"]:
+            method = self._opt_in_state().bdat
         if ext is not None:
             refusal = ext.refusal(command)
             if refusal is not None:
-                self.push(refusal)
+                self._refuse(refusal, raw)
                 return
             if not method:
                 extension = ext.command(command)
@@ -383,6 +395,8 @@ class SMTPChannel(FramedChat):
         ext = self._extensions()
         if ext is not None and ext.authenticated:
             kwargs["auth_data"] = ext.auth_data
+        if self._opt_in is not None:
+            kwargs.update(self._opt_in.process_message_kwargs())
         status: Optional[str] = self.smtp_server.process_message(
             self.peer, self.mailfrom, self.rcpttos, self.received_data, **kwargs
         )
@@ -451,7 +465,9 @@ class SMTPChannel(FramedChat):
 
     def _offer(self) -> esmtp.Offer:
         """What this session offers: EHLO keywords, valid MAIL parameters."""
-        offer = esmtp.Offer(self.data_size_limit, not self._decode_data, self.enable_SMTPUTF8)
+        offer = esmtp.Offer(self.data_size_limit, not self._decode_data, self.enable_SMTPUTF8)._replace(
+            **self._opted_in()
+        )
         ext = self._extensions()
         if ext is None:
             return offer
@@ -552,7 +568,7 @@ class SMTPChannel(FramedChat):
             self.push(refusal)
             return
         self.mail_options = rest.upper().split()
-        params = self._getparams(self.mail_options)
+        params = self._getparams(rest.split())  # DSN's ENVID keeps its case
         if params is None:
             self.push(syntaxerr)
             return
@@ -563,6 +579,8 @@ class SMTPChannel(FramedChat):
             return
         if parsed.smtputf8:
             self.require_SMTPUTF8 = True
+        if parsed.dsn is not None:
+            self._opt_in_state().mail_dsn = parsed.dsn
         hook = self._hook("MAIL")
         if hook is not None:
             status = self._run_hook(hook, address, self.mail_options)
@@ -590,12 +608,12 @@ class SMTPChannel(FramedChat):
             return
         address, rest = path
         self.rcpt_options = rest.upper().split()
-        params = self._getparams(self.rcpt_options)
+        params = self._getparams(rest.split())  # DSN's ORCPT keeps its case
         if params is None:
             self.push(syntaxerr)
             return
         try:
-            esmtp.rcpt_parameters(params)
+            dsn = esmtp.rcpt_parameters(params, self._offer()).dsn
         except esmtp.Refused as refused:
             self.push(refused.reply)
             return
@@ -606,6 +624,8 @@ class SMTPChannel(FramedChat):
             self.push(status)
             return
         self.rcpttos.append(address)
+        if dsn is not None:
+            self._opt_in_state().rcpt_dsn[address] = dsn
         debug("recips:", self.rcpttos)
         self.push("250 OK")
 
@@ -623,7 +643,7 @@ class SMTPChannel(FramedChat):
             return
         if self._auth_needed():
             return
-        refusal = esmtp.transaction_refusal("DATA", bool(self.mailfrom), len(self.rcpttos))
+        refusal = esmtp.transaction_refusal("DATA", bool(self.mailfrom), len(self.rcpttos)) or self._bdat_refusal()
         if refusal is not None:
             self.push(refusal)
             return

@@ -116,7 +116,9 @@ class FramedChat(asynchat.async_chat):
         if self._framed_terminator():
             # The idle clock restarts per line, not per read (see _dispatch),
             # so a client trickling one byte at a time still times out.
-            if self._framer.in_data and b"\n" in data:  # type: ignore[union-attr]
+            framer = self._framer
+            assert framer is not None  # started above
+            if (framer.in_data and b"\n" in data) or framer.in_chunk:  # a BDAT chunk has no lines
                 self._last_input = time.monotonic()
             self._feed_framer(data)
         else:

@@ -43,4 +43,20 @@ def test_exim_delivers_plain_smtp(face: Face) -> None:
     body = delivery.content.replace(b"\r\n", b"\n").rstrip(b"\n")
     assert body.endswith(b"\n\nline one\n.a line starting with a dot\n.\nbinary \xc3\xa9\nlast")
     assert b"Subject: from Exim" in body and b"Received: from root by exim.test" in body
-    assert " K " not in log, "no CHUNKING unless offered"
+    # Exim logs " L" for a delivery that used PIPELINING, " K" for CHUNKING.
+    assert " L " not in log and " K " not in log, "neither unless offered"
+
+
+def test_exim_delivers_with_chunking_and_pipelining() -> None:
+    for name in ("modern", "legacy"):
+        face = FACES[name](enable_CHUNKING=True, enable_PIPELINING=True, enable_ENHANCEDSTATUSCODES=True,
+                           enable_DSN=True)
+        try:
+            log = deliver(face)
+            (delivery,) = face.wait_for(1)
+        finally:
+            face.close()
+        assert " L K C=" in log, "Exim used PIPELINING and CHUNKING: " + log
+        assert delivery.rcpt_tos == ("b@x.test", "c@y.test")
+        body = delivery.content.replace(b"\r\n", b"\n").rstrip(b"\n")
+        assert body.endswith(b"\n\nline one\n.a line starting with a dot\n.\nbinary \xc3\xa9\nlast"), name
