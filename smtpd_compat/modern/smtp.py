@@ -137,7 +137,7 @@ class SMTP(AuthMixin):
     @syntax("HELO hostname")
     async def smtp_HELO(self, hostname: Optional[str]) -> None:
         if not hostname:
-            await self.push("501 Syntax: HELO hostname")
+            await self.push(replies.syntax("HELO hostname"))
             return
         self._set_rset_state()
         assert self.session is not None
@@ -169,7 +169,7 @@ class SMTP(AuthMixin):
     @syntax("EHLO hostname")
     async def smtp_EHLO(self, hostname: Optional[str]) -> None:
         if not hostname:
-            await self.push("501 Syntax: EHLO hostname")
+            await self.push(replies.syntax("EHLO hostname"))
             return
         lines = self._ehlo_lines()
         self._set_rset_state()
@@ -203,7 +203,7 @@ class SMTP(AuthMixin):
             await self.push("501 Syntax: QUIT")
             return
         status = await self._call_handler_hook("QUIT")
-        await self.push("221 Bye" if status is MISSING else status)
+        await self.push(replies.BYE if status is MISSING else status)
         self._close()
 
     @syntax("STARTTLS", when="tls_context")
@@ -272,16 +272,14 @@ class SMTP(AuthMixin):
         if await self.check_auth_needed("VRFY"):
             return
         if not arg:
-            await self.push("501 Syntax: VRFY <address>")
+            await self.push(replies.syntax("VRFY <address>"))
             return
         address, _ = self._getaddr(arg)
         if address is None:
-            await self.push("502 Could not VRFY " + printable(arg))
+            await self.push(replies.could_not_vrfy(printable(arg)))
             return
         status = await self._call_handler_hook("VRFY", address)
-        await self.push(
-            "252 Cannot VRFY user, but will accept message and attempt delivery" if status is MISSING else status
-        )
+        await self.push(replies.CANNOT_VRFY if status is MISSING else status)
 
     async def _parse_path(self, keyword: str, arg: Optional[str], syntax_error: str) -> Optional[Tuple[str, List[str]]]:
         """Common MAIL/RCPT argument checks; replies and returns None on error,
@@ -373,7 +371,7 @@ class SMTP(AuthMixin):
     @syntax("RSET")
     async def smtp_RSET(self, arg: Optional[str]) -> None:
         if arg:
-            await self.push("501 Syntax: RSET")
+            await self.push(replies.syntax("RSET"))
             return
         self._set_rset_state()
         if hasattr(self, "rset_hook"):
@@ -392,7 +390,7 @@ class SMTP(AuthMixin):
             await self.push(refusal)
             return
         if arg:
-            await self.push("501 Syntax: DATA")
+            await self.push(replies.syntax("DATA"))
             return
         await self.push(replies.START_DATA)
         envelope = self.envelope
@@ -464,4 +462,4 @@ class SMTP(AuthMixin):
         return MISSING if status is None else status
 
     async def smtp_EXPN(self, arg: Optional[str]) -> None:
-        await self.push("502 EXPN not implemented")
+        await self.push(replies.EXPN_NOT_IMPLEMENTED)
