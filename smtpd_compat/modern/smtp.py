@@ -406,19 +406,13 @@ class SMTP(AuthMixin):
         del chunks[:]
         if bare_newline_action(self.bare_newline, end) == "normalize":
             original_content = normalize_newlines(original_content)
-        content: Union[str, bytes] = original_content
-        if self._decode_data:
-            if self.enable_SMTPUTF8:
-                content = original_content.decode("utf-8", "surrogateescape")
-            else:
-                try:
-                    content = original_content.decode("ascii")
-                except UnicodeDecodeError:
-                    # aiosmtpd kept the envelope here, so the next MAIL got
-                    # "503 nested MAIL"; a failed transaction is over.
-                    self._set_post_data_state()
-                    await self._push_data_reply(envelope, "500 Error: strict ASCII mode")
-                    return
+        content = self._decoded(original_content)
+        if content is None:
+            # aiosmtpd kept the envelope here, so the next MAIL got
+            # "503 nested MAIL"; a failed transaction is over.
+            self._set_post_data_state()
+            await self._push_data_reply(envelope, AIOSMTPD.not_ascii)
+            return
         self.envelope.content = content
         self.envelope.original_content = original_content
         try:
@@ -428,6 +422,18 @@ class SMTP(AuthMixin):
             # the handler raised (aiosmtpd kept the envelope: "503 nested MAIL").
             self._set_post_data_state()
         await self._push_data_reply(envelope, "250 OK" if status is MISSING else status)
+
+    def _decoded(self, original_content: bytes) -> Union[None, str, bytes]:
+        """The message as ``envelope.content``; None when it is not ASCII
+        and must be (``decode_data`` without SMTPUTF8)."""
+        if not self._decode_data:
+            return original_content
+        if self.enable_SMTPUTF8:
+            return original_content.decode("utf-8", "surrogateescape")
+        try:
+            return original_content.decode("ascii")
+        except UnicodeDecodeError:
+            return None
 
     async def _push_data_reply(self, envelope: Envelope, status: Any) -> None:
         """Answer the end of ``envelope``'s message; LMTP answers once per
