@@ -15,7 +15,10 @@ __all__ = [
     "AIOSMTPD",
     "BAD_SYNTAX",
     "BODY_INVALID",
+    "BYE",
+    "CANNOT_VRFY",
     "Dialect",
+    "EXPN_NOT_IMPLEMENTED",
     "NEED_MAIL",
     "NEED_RCPT",
     "NESTED_MAIL",
@@ -27,12 +30,16 @@ __all__ = [
     "STDLIB",
     "TOO_MANY_RECIPIENTS",
     "TOO_MUCH_DATA",
+    "could_not_vrfy",
     "need_greeting",
     "syntax",
     "unrecognized",
 ]
 
 OK = "250 OK"
+BYE = "221 Bye"
+CANNOT_VRFY = "252 Cannot VRFY user, but will accept message and attempt delivery"
+EXPN_NOT_IMPLEMENTED = "502 EXPN not implemented"
 START_DATA = "354 End data with <CR><LF>.<CR><LF>"
 BAD_SYNTAX = "500 Error: bad syntax"
 NEED_MAIL = "503 Error: need MAIL command"
@@ -55,6 +62,11 @@ def syntax(usage: str, extended: bool = False) -> str:
 
 def need_greeting(greeting: str = "HELO") -> str:
     return f"503 Error: send {greeting} first"
+
+
+def could_not_vrfy(arg: str) -> str:
+    """``arg`` must already be printable (``grammar.printable``)."""
+    return "502 Could not VRFY " + arg
 
 
 def unrecognized(verb: str) -> str:

@@ -245,8 +245,9 @@ class HookContext:
         self._loop = loop
 
     def close(self) -> None:
-        if self._loop is not None:
-            self._loop.close()
+        loop = self._loop
+        if loop is not None and not loop.is_running():  # (a hook closing its own channel)
+            loop.close()
 
     def new_session(self) -> None:
         """A fresh session, as the modern server makes one after STARTTLS."""

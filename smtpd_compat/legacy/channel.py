@@ -13,7 +13,6 @@ import codecs
 import collections
 import errno
 import socket
-import warnings
 from typing import Any, Callable, DefaultDict, Dict, List, Optional, Tuple, Union
 
 from smtpd_compat import asynchat
@@ -31,7 +30,14 @@ from smtpd_compat.engine.replies import STDLIB
 from smtpd_compat.legacy import bridge, opt_in
 from smtpd_compat.legacy.extensions import Credentials, Extensions, settings_of
 from smtpd_compat.legacy.framed import DATA_TERMINATOR, LINE_TERMINATOR, FramedChat
-from smtpd_compat.legacy.names import DATA_SIZE_DEFAULT, check_data_options, debug, debugging, package
+from smtpd_compat.legacy.names import (
+    DATA_SIZE_DEFAULT,
+    check_data_options,
+    debug,
+    debugging,
+    install_deprecated_aliases,
+    package,
+)
 
 __all__ = ["SMTPChannel"]
 
@@ -287,7 +293,7 @@ class SMTPChannel(opt_in.OptInChannel, FramedChat):
             self.num_bytes = 0
             return
         if self.data_size_limit and self.num_bytes > self.data_size_limit:
-            self.push("552 Error: Too much mail data")
+            self.push(replies.TOO_MUCH_DATA)
             self.num_bytes = 0
             # stdlib smtpd stayed in DATA state here and took the client's
             # next commands for message text; the transaction ends instead.
@@ -424,7 +430,7 @@ class SMTPChannel(opt_in.OptInChannel, FramedChat):
 
     def smtp_HELO(self, arg: Optional[str]) -> None:
         if not arg:
-            self.push("501 Syntax: HELO hostname")
+            self.push(replies.syntax("HELO hostname"))
             return
         # stdlib smtpd refuses a second greeting (bpo-21783)
         if self.seen_greeting:
@@ -440,7 +446,7 @@ class SMTPChannel(opt_in.OptInChannel, FramedChat):
 
     def smtp_EHLO(self, arg: Optional[str]) -> None:
         if not arg:
-            self.push("501 Syntax: EHLO hostname")
+            self.push(replies.syntax("EHLO hostname"))
             return
         if self.seen_greeting:
             self.push("503 Duplicate HELO/EHLO")
@@ -483,7 +489,7 @@ class SMTPChannel(opt_in.OptInChannel, FramedChat):
     def smtp_QUIT(self, arg: Optional[str]) -> None:
         # the argument is ignored
         hook = self._hook("QUIT")
-        self.push("221 Bye" if hook is None else self._run_hook(hook))
+        self.push(replies.BYE if hook is None else self._run_hook(hook))
         self.close_when_done()
 
     def _strip_command_keyword(self, keyword: str, arg: str) -> str:
@@ -526,17 +532,17 @@ class SMTPChannel(opt_in.OptInChannel, FramedChat):
         if self._auth_needed():
             return
         if not arg:
-            self.push("501 Syntax: VRFY <address>")
+            self.push(replies.syntax("VRFY <address>"))
             return
         address, params = self._getaddr(arg)
         if not address:
-            self.push("502 Could not VRFY %s" % printable(arg))
+            self.push(replies.could_not_vrfy(printable(arg)))
             return
         hook = self._hook("VRFY")
         if hook is not None:
             self.push(self._run_hook(hook, address))
             return
-        self.push("252 Cannot VRFY user, but will accept message and attempt delivery")
+        self.push(replies.CANNOT_VRFY)
 
     def _syntax_error(self, usage: str) -> str:
         return replies.syntax(usage, self.extended_smtp)
@@ -553,7 +559,7 @@ class SMTPChannel(opt_in.OptInChannel, FramedChat):
 
     def smtp_MAIL(self, arg: Optional[str]) -> None:
         if not self.seen_greeting:
-            self.push("503 Error: send HELO first")
+            self.push(replies.need_greeting())
             return
         if self._auth_needed():
             return
@@ -593,7 +599,7 @@ class SMTPChannel(opt_in.OptInChannel, FramedChat):
 
     def smtp_RCPT(self, arg: Optional[str]) -> None:
         if not self.seen_greeting:
-            self.push("503 Error: send HELO first")
+            self.push(replies.need_greeting())
             return
         if self._auth_needed():
             return
@@ -631,7 +637,7 @@ class SMTPChannel(opt_in.OptInChannel, FramedChat):
 
     def smtp_RSET(self, arg: Optional[str]) -> None:
         if arg:
-            self.push("501 Syntax: RSET")
+            self.push(replies.syntax("RSET"))
             return
         self._set_rset_state()
         hook = self._hook("RSET")
@@ -639,7 +645,7 @@ class SMTPChannel(opt_in.OptInChannel, FramedChat):
 
     def smtp_DATA(self, arg: Optional[str]) -> None:
         if not self.seen_greeting:
-            self.push("503 Error: send HELO first")
+            self.push(replies.need_greeting())
             return
         if self._auth_needed():
             return
@@ -648,15 +654,15 @@ class SMTPChannel(opt_in.OptInChannel, FramedChat):
             self.push(refusal)
             return
         if arg:
-            self.push("501 Syntax: DATA")
+            self.push(replies.syntax("DATA"))
             return
         self.smtp_state = self.DATA
         self.set_terminator(DATA_TERMINATOR)
-        self.push("354 End data with <CR><LF>.<CR><LF>")
+        self.push(replies.START_DATA)
 
     # Commands that have not been implemented
     def smtp_EXPN(self, arg: Optional[str]) -> None:
-        self.push("502 EXPN not implemented")
+        self.push(replies.EXPN_NOT_IMPLEMENTED)
 
     # -- idleness (not in stdlib smtpd, which waited forever) ---------------------------
 
@@ -679,40 +685,4 @@ def _disable_nagle(conn: Any) -> None:
         pass  # not TCP (a UNIX socket, a test double)
 
 
-def _deprecated_alias(old: str, new: str) -> property:
-    """The pre-3.5 private name ``__<old>``, warning on use, mapped to ``new``."""
-
-    def fget(self: SMTPChannel) -> Any:
-        warnings.warn(
-            "Access to __%s attribute on SMTPChannel is deprecated, use '%s' instead" % (old, new),
-            DeprecationWarning,
-            2,
-        )
-        return getattr(self, new)
-
-    def fset(self: SMTPChannel, value: Any) -> None:
-        warnings.warn(
-            "Setting __%s attribute on SMTPChannel is deprecated, set '%s' instead" % (old, new),
-            DeprecationWarning,
-            2,
-        )
-        setattr(self, new, value)
-
-    return property(fget, fset)
-
-
-for _old, _new in (
-    ("server", "smtp_server"),
-    ("line", "received_lines"),
-    ("state", "smtp_state"),
-    ("greeting", "seen_greeting"),
-    ("mailfrom", "mailfrom"),
-    ("rcpttos", "rcpttos"),
-    ("data", "received_data"),
-    ("fqdn", "fqdn"),
-    ("peer", "peer"),
-    ("conn", "conn"),
-    ("addr", "addr"),
-):
-    setattr(SMTPChannel, "_SMTPChannel__" + _old, _deprecated_alias(_old, _new))
-del _old, _new
+install_deprecated_aliases(SMTPChannel)

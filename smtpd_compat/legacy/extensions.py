@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable, Dict, NamedTuple, Optional, Protocol, Tuple
 
-from smtpd_compat.engine import sasl, starttls
+from smtpd_compat.engine import replies, sasl, starttls
 
 if TYPE_CHECKING:
     import ssl
@@ -185,7 +185,7 @@ class Extensions:
         """Start an AUTH exchange; the credentials when already complete."""
         channel = self.channel
         if not channel.seen_greeting:
-            channel.push("503 Error: send EHLO first")
+            channel.push(replies.need_greeting("EHLO"))
             return None
         try:
             args = sasl.auth_arguments(

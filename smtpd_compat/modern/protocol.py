@@ -20,7 +20,7 @@ from typing import AbstractSet, Any, Dict, MutableMapping, Optional, Tuple, Unio
 
 from ..common.hooks import bind_prefixed, class_functions, ehlo_hook_version
 from ..common.session import MISSING, Envelope, Session
-from ..engine import chunking, enhanced, esmtp, starttls
+from ..engine import chunking, enhanced, esmtp, replies, starttls
 from ..engine.framing import CommandLine, CommandTooLong
 from ..engine.grammar import BadCommand, Command, printable, split_command
 from ..engine.replies import AIOSMTPD
@@ -435,7 +435,7 @@ class SMTPProtocol(ConnectionAdapter):
         log.warning("%r unrecognised: %s", self.session.peer, printable(verb))
         if junk.spend():
             raise esmtp.Goodbye(AIOSMTPD.too_many_unrecognized)
-        raise esmtp.Refused(f'500 Error: command "{printable(verb)}" not recognized')
+        raise esmtp.Refused(replies.unrecognized(printable(verb)))
 
     async def _run(self, method: Any, arg: Optional[str]) -> None:
         try:
@@ -495,7 +495,7 @@ class SMTPProtocol(ConnectionAdapter):
     async def check_helo_needed(self, helo: str = "HELO") -> bool:
         assert self.session is not None
         if not self.session.host_name:
-            await self.push(f"503 Error: send {helo} first")
+            await self.push(replies.need_greeting(helo))
             return True
         return False
 

@@ -159,7 +159,7 @@ class SMTP(AuthMixin):
     @syntax("HELO hostname")
     async def smtp_HELO(self, hostname: Optional[str]) -> None:
         if not hostname:
-            await self.push("501 Syntax: HELO hostname")
+            await self.push(replies.syntax("HELO hostname"))
             return
         self._set_rset_state()
         assert self.session is not None
@@ -200,7 +200,7 @@ class SMTP(AuthMixin):
     @syntax("EHLO hostname")
     async def smtp_EHLO(self, hostname: Optional[str]) -> None:
         if not hostname:
-            await self.push("501 Syntax: EHLO hostname")
+            await self.push(replies.syntax("EHLO hostname"))
             return
         lines = self._ehlo_lines()
         self._set_rset_state()
@@ -234,7 +234,7 @@ class SMTP(AuthMixin):
             await self.push("501 Syntax: QUIT")
             return
         status = await self._call_handler_hook("QUIT")
-        await self.push("221 Bye" if status is MISSING else status)
+        await self.push(replies.BYE if status is MISSING else status)
         self._close()
 
     @syntax("STARTTLS", when="tls_context")
@@ -303,16 +303,14 @@ class SMTP(AuthMixin):
         if await self.check_auth_needed("VRFY"):
             return
         if not arg:
-            await self.push("501 Syntax: VRFY <address>")
+            await self.push(replies.syntax("VRFY <address>"))
             return
         address, _ = self._getaddr(arg)
         if address is None:
-            await self.push("502 Could not VRFY " + printable(arg))
+            await self.push(replies.could_not_vrfy(printable(arg)))
             return
         status = await self._call_handler_hook("VRFY", address)
-        await self.push(
-            "252 Cannot VRFY user, but will accept message and attempt delivery" if status is MISSING else status
-        )
+        await self.push(replies.CANNOT_VRFY if status is MISSING else status)
 
     async def _parse_path(self, keyword: str, arg: Optional[str], syntax_error: str) -> Optional[Tuple[str, List[str]]]:
         """Common MAIL/RCPT argument checks; replies and returns None on error,
@@ -412,7 +410,7 @@ class SMTP(AuthMixin):
     @syntax("RSET")
     async def smtp_RSET(self, arg: Optional[str]) -> None:
         if arg:
-            await self.push("501 Syntax: RSET")
+            await self.push(replies.syntax("RSET"))
             return
         self._set_rset_state()
         if hasattr(self, "rset_hook"):
@@ -433,7 +431,7 @@ class SMTP(AuthMixin):
             await self.push(refusal)
             return
         if arg:
-            await self.push("501 Syntax: DATA")
+            await self.push(replies.syntax("DATA"))
             return
         await self.push(replies.START_DATA)
         envelope = self.envelope
@@ -455,19 +453,13 @@ class SMTP(AuthMixin):
         """Decode a received message (after DATA or the last BDAT chunk),
         hand it to the handler and answer."""
         assert self.envelope is not None
-        content: Union[str, bytes] = original_content
-        if self._decode_data:
-            if self.enable_SMTPUTF8:
-                content = original_content.decode("utf-8", "surrogateescape")
-            else:
-                try:
-                    content = original_content.decode("ascii")
-                except UnicodeDecodeError:
-                    # aiosmtpd kept the envelope here, so the next MAIL got
-                    # "503 nested MAIL"; a failed transaction is over.
-                    self._set_post_data_state()
-                    await self._push_data_reply(envelope, "500 Error: strict ASCII mode")
-                    return
+        content = self._decoded(original_content)
+        if content is None:
+            # aiosmtpd kept the envelope here, so the next MAIL got
+            # "503 nested MAIL"; a failed transaction is over.
+            self._set_post_data_state()
+            await self._push_data_reply(envelope, AIOSMTPD.not_ascii)
+            return
         self.envelope.content = content
         self.envelope.original_content = original_content
         try:
@@ -523,6 +515,18 @@ class SMTP(AuthMixin):
             return sasl.AUTH_REQUIRED
         return None
 
+    def _decoded(self, original_content: bytes) -> Union[None, str, bytes]:
+        """The message as ``envelope.content``; None when it is not ASCII
+        and must be (``decode_data`` without SMTPUTF8)."""
+        if not self._decode_data:
+            return original_content
+        if self.enable_SMTPUTF8:
+            return original_content.decode("utf-8", "surrogateescape")
+        try:
+            return original_content.decode("ascii")
+        except UnicodeDecodeError:
+            return None
+
     async def _push_data_reply(self, envelope: Envelope, status: Any) -> None:
         """Answer the end of ``envelope``'s message; LMTP answers once per
         recipient instead."""
@@ -556,4 +560,4 @@ class SMTP(AuthMixin):
         return MISSING if status is None else status
 
     async def smtp_EXPN(self, arg: Optional[str]) -> None:
-        await self.push("502 EXPN not implemented")
+        await self.push(replies.EXPN_NOT_IMPLEMENTED)
