@@ -9,7 +9,7 @@ text from the dialect it is given; no face spells a shared reply itself.
 
 from __future__ import annotations
 
-from typing import NamedTuple, Optional
+from typing import NamedTuple, Optional, Union
 
 __all__ = [
     "AIOSMTPD",
@@ -31,6 +31,7 @@ __all__ = [
     "TOO_MANY_RECIPIENTS",
     "TOO_MUCH_DATA",
     "could_not_vrfy",
+    "closes",
     "need_greeting",
     "syntax",
     "unrecognized",
@@ -53,6 +54,13 @@ PARAMETERS_UNKNOWN = "555 %s parameters not recognized or not implemented"
 TOO_MANY_RECIPIENTS = "452 4.5.3 Error: too many recipients"
 TOO_MUCH_DATA = "552 Error: Too much mail data"
 _EXTENDED_USAGE = " [SP <mail-parameters>]"
+
+
+def closes(reply: Union[str, bytes]) -> bool:
+    """A 421 reply announces that the server closes the connection (RFC 5321
+    3.8): both faces close after sending one, whoever wrote it (a handler
+    too; aiosmtpd and stdlib smtpd kept the session open)."""
+    return reply[:3] in ("421", b"421")
 
 
 def syntax(usage: str, extended: bool = False) -> str:

@@ -27,7 +27,7 @@ from smtpd_compat.engine.framing import (
 from smtpd_compat.engine import esmtp, replies
 from smtpd_compat.engine.grammar import BadCommand, get_address, parse_params, printable, split_command, strip_keyword
 from smtpd_compat.engine.replies import STDLIB
-from smtpd_compat.legacy import bridge, opt_in
+from smtpd_compat.legacy import bridge, opt_in, session_hooks
 from smtpd_compat.legacy.extensions import Credentials, Extensions, settings_of
 from smtpd_compat.legacy.framed import DATA_TERMINATOR, LINE_TERMINATOR, FramedChat
 from smtpd_compat.legacy.names import (
@@ -158,6 +158,12 @@ class SMTPChannel(opt_in.OptInChannel, FramedChat):
         ext = self._extensions()
         if ext is not None:
             ext.connected()
+        self._disconnect_ran = False
+        refusal = session_hooks.connect_refusal(self)
+        if refusal is not None:
+            self.push(refusal)
+            self.close_when_done()
+            return
         self.push("220 %s %s" % (self.fqdn, package().__version__))
 
     def _fresh_command_size_limits(self) -> DefaultDict[str, int]:
@@ -238,6 +244,8 @@ class SMTPChannel(opt_in.OptInChannel, FramedChat):
         asynchat.async_chat.push(
             self, bytes(msg + "\r\n", "utf-8" if self.require_SMTPUTF8 else "ascii")
         )
+        if replies.closes(msg):
+            self.close_when_done()  # a handler's 421 too (RFC 5321 3.8)
 
     def collect_incoming_data(self, data: bytes) -> None:
         limit = None
@@ -671,6 +679,7 @@ class SMTPChannel(opt_in.OptInChannel, FramedChat):
         self.close_when_done()
 
     def close(self) -> None:
+        session_hooks.disconnected(self)
         FramedChat.close(self)
         if self._hooks is not None:
             self._hooks.close()  # the channel's own event loop, if a hook made one

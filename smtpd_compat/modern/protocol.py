@@ -169,6 +169,7 @@ class SMTPProtocol(ConnectionAdapter):
         self._greeting_sent = False
         #: The command being answered ("" before the first).
         self._verb = ""
+        self._disconnect_ran = False
         self._handle_hooks: Dict[str, Any] = bind_prefixed(handler, "handle_")
         self._ehlo_hook_ver = _ehlo_hook_version(self._handle_hooks)
         self._enforce_call_limit, self._call_limit_default, self._call_limit_base = _call_limits(
@@ -228,7 +229,7 @@ class SMTPProtocol(ConnectionAdapter):
             self._smtps = True
             self.session.ssl = ssl_info(transport)
         log.info("Peer: %r", self.session.peer)
-        if self._proxy_timeout is None and type(self).push is SMTPProtocol.push:
+        if self._proxy_timeout is None and type(self).push is SMTPProtocol.push and "CONNECT" not in self._handle_hooks:
             # Greet now rather than from the task's first step: asyncio has
             # already spent two loop passes since accept(), and clients that
             # connect one at a time wait for this line.
@@ -247,6 +248,7 @@ class SMTPProtocol(ConnectionAdapter):
     def _lost(self) -> None:
         if self.session is not None:
             log.info("%r connection lost", self.session.peer)
+            self._disconnected()
         if self._handler_coroutine is not None:
             self._handler_coroutine.cancel()
 
@@ -273,16 +275,18 @@ class SMTPProtocol(ConnectionAdapter):
         assert status is not None, "push() needs a status"
         if self.session is not None and log.isEnabledFor(logging.DEBUG):
             log.debug("%r << %r", self.session.peer, status)
-        if (
-            self.enable_ENHANCEDSTATUSCODES
-            and isinstance(status, str)
-            and self._verb not in _NO_ENHANCED_CODES
-            and self.session is not None
-            and self.session.extended_smtp
-        ):
-            status = enhanced.with_status_code(status, self._verb)
+        if self.enable_ENHANCEDSTATUSCODES and isinstance(status, str):
+            status = self._with_status_code(status)
         self._queue(status)
         await self._drain()
+        if replies.closes(status):
+            self._close()  # a handler's 421 too (RFC 5321 3.8)
+
+    def _with_status_code(self, status: str) -> str:
+        """``status`` with an RFC 2034 code, once EHLO offered them."""
+        if self._verb in _NO_ENHANCED_CODES or self.session is None or not self.session.extended_smtp:
+            return status
+        return enhanced.with_status_code(status, self._verb)
 
     # -- the connection task -------------------------------------------
 
@@ -293,6 +297,8 @@ class SMTPProtocol(ConnectionAdapter):
             if not self._greeting_sent:
                 if self._proxy_timeout is not None and not await self._read_proxy_header():
                     return
+                if not await self._connect_allowed():
+                    return
                 await self._greet()
             await self._command_loop()
         except asyncio.CancelledError:
@@ -300,6 +306,39 @@ class SMTPProtocol(ConnectionAdapter):
             raise
         finally:
             self._finish_output()
+
+    async def _connect_allowed(self) -> bool:
+        """Ask ``handle_CONNECT(server, session)`` before the greeting: a
+        reply it returns goes out instead, and the connection closes; None
+        or MISSING proceeds.  A raising hook refuses with a 421."""
+        hook = self._handle_hooks.get("CONNECT")
+        if hook is None:
+            return True
+        try:
+            status = hook(self, self.session)
+            if inspect.isawaitable(status):
+                status = await status
+        except Exception as error:
+            status = "421 " + (await self._exception_status(error))[4:]
+        if status is None or status is MISSING:
+            return True
+        await self.push(status)
+        self._close()
+        return False
+
+    def _disconnected(self) -> None:
+        """Run ``handle_DISCONNECT(server, session)`` once, however the
+        session ended (a coroutine hook runs as a task of its own)."""
+        hook = self._handle_hooks.get("DISCONNECT")
+        if hook is None or self._disconnect_ran:
+            return
+        self._disconnect_ran = True
+        try:
+            result = hook(self, self.session)
+            if inspect.isawaitable(result):
+                self.loop.create_task(_logged(result))
+        except Exception:
+            log.exception("%r handle_DISCONNECT() failed", self.session.peer if self.session else None)
 
     async def _read_proxy_header(self) -> bool:
         """Read and vet a PROXY protocol header; False closes the connection."""
@@ -498,6 +537,14 @@ class SMTPProtocol(ConnectionAdapter):
             await self.push(replies.need_greeting(helo))
             return True
         return False
+
+
+async def _logged(hook_result: Any) -> None:
+    """Await a disconnect hook's coroutine; its failure is logged, not lost."""
+    try:
+        await hook_result
+    except Exception:
+        log.exception("handle_DISCONNECT() failed")
 
 
 def ssl_info(transport: asyncio.BaseTransport) -> Dict[str, Any]:

@@ -126,3 +126,54 @@ def test_enhanced_status_codes_after_ehlo_only() -> None:
                            b"553 5.1.3 Error: malformed address\r\n", b"354 End data with <CR><LF>.<CR><LF>\r\n",
                            b"250 2.0.0 OK\r\n", b'500 5.5.2 Error: command "FOO" not recognized\r\n',
                            b"221 2.0.0 Bye\r\n"]
+
+
+class Gate:
+    def __init__(self, reply: Any = None) -> None:
+        self.reply = reply
+        self.events: List[str] = []
+
+    async def handle_CONNECT(self, server: Any, session: Any) -> Any:
+        self.events.append(f"connect {session.peer[0]}")
+        if isinstance(self.reply, Exception):
+            raise self.reply
+        return self.reply
+
+    async def handle_DISCONNECT(self, server: Any, session: Any) -> None:
+        self.events.append("disconnect")
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        return "421 4.3.2 shutting down"
+
+
+def wait_for(events: List[str], count: int) -> List[str]:
+    import time
+
+    deadline = time.monotonic() + 5
+    while len(events) < count and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return events
+
+
+def test_connect_hook_refuses_or_proceeds_and_disconnect_runs_once() -> None:
+    refusing = Gate("554 5.7.1 Access denied")
+    with serve(refusing) as server, Client(server.port) as client:
+        assert client.greeting == b"554 5.7.1 Access denied\r\n"
+        assert client.rest() == b""
+        assert wait_for(refusing.events, 2) == ["connect 127.0.0.1", "disconnect"]
+    proceeding = Gate()
+    with serve(proceeding) as server, Client(server.port) as client:
+        assert client.greeting.startswith(b"220 mx.test ")
+        assert client.cmd("QUIT") == b"221 Bye\r\n"
+    assert wait_for(proceeding.events, 2) == ["connect 127.0.0.1", "disconnect"]
+    failing = Gate(RuntimeError("no database"))
+    with serve(failing) as server, Client(server.port) as client:
+        assert client.greeting == b"421 Error: (RuntimeError) no database\r\n"
+
+
+def test_a_handler_421_closes_the_session() -> None:
+    with serve(Gate()) as server, Client(server.port) as client:
+        client.cmd("HELO c")
+        client.send(b"MAIL FROM:<a@x.test>\r\nRCPT TO:<b@x.test>\r\nDATA\r\nhi\r\n.\r\nNOOP\r\n")
+        assert [client.reply() for _ in range(4)][3] == b"421 4.3.2 shutting down\r\n"
+        assert client.rest() == b"", "closed; the pipelined NOOP is not run"

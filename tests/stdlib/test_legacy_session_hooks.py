@@ -1,0 +1,80 @@
+"""handle_CONNECT / handle_DISCONNECT and 421-closes on an SMTPServer
+subclass, the same on the legacy face and through the modern Controller."""
+
+from __future__ import annotations
+
+import socket
+import time
+from typing import Any, Callable, Iterator, List, Optional
+
+import pytest
+
+import smtpd_compat as smtpd
+from smtpd_compat.modern.controller import Controller
+from tests.stdlib._legacy_support import LoopThread
+
+
+class Gatekeeper(smtpd.SMTPServer):
+    refuse: Optional[str] = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.events: List[str] = []
+
+    async def handle_CONNECT(self, server: Any, session: Any) -> Optional[str]:
+        self.events.append("connect %s" % session.peer[0])
+        return self.refuse
+
+    def handle_DISCONNECT(self, server: Any, session: Any) -> None:
+        self.events.append("disconnect")
+
+    def process_message(self, peer: Any, mailfrom: Any, rcpttos: Any, data: Any, **kwargs: Any) -> str:
+        return "421 4.3.2 going down"
+
+
+def both_faces(server_class: type) -> Iterator[Any]:
+    with LoopThread(server_class, None) as legacy:
+        yield legacy.server, legacy.port
+    handler = server_class(None, None)
+    controller = Controller(handler, hostname="127.0.0.1", port=0)
+    controller.start()
+    try:
+        yield handler, controller.port
+    finally:
+        controller.stop()
+
+
+def talk(port: int, data: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(data)
+        out = b""
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                return out
+            out += chunk
+
+
+def settled(events: List[str], count: int) -> List[str]:
+    deadline = time.monotonic() + 5
+    while len(events) < count and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return events
+
+
+@pytest.mark.parametrize("refuse", [None, "554 5.7.1 Access denied"])
+def test_connect_and_disconnect_hooks(refuse: Optional[str]) -> None:
+    server_class = type("Gate", (Gatekeeper,), {"refuse": refuse})
+    for server, port in both_faces(server_class):
+        out = talk(port, b"" if refuse else b"QUIT\r\n")  # a client reads the greeting first
+        if refuse:
+            assert out == b"554 5.7.1 Access denied\r\n", out
+        else:
+            assert out.startswith(b"220 ") and out.endswith(b"221 Bye\r\n"), out
+        assert settled(server.events, 2) == ["connect 127.0.0.1", "disconnect"]
+
+
+def test_a_process_message_421_closes_the_session() -> None:
+    for _, port in both_faces(Gatekeeper):
+        out = talk(port, b"HELO c\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\nhi\r\n.\r\nNOOP\r\n")
+        assert out.endswith(b"354 End data with <CR><LF>.<CR><LF>\r\n421 4.3.2 going down\r\n"), out
