@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import inspect
 import logging
 import socket
@@ -140,6 +141,9 @@ class SMTPProtocol(ConnectionAdapter):
     #: Kept for API compatibility; every instance has its own copy (the
     #: class-level dict of aiosmtpd leaked limits across sessions).
     command_size_limits: MutableMapping[str, int] = collections.defaultdict(lambda: SMTPProtocol.command_size_limit)
+    #: The level of the "peer >> command" record each command line gets
+    #: (aiosmtpd: INFO, so a busy server logs every command; DEBUG hides them).
+    command_log_level = logging.INFO
     #: Opt-in extensions (``SMTP``'s keywords set them per instance).
     enable_CHUNKING = False
     enable_ENHANCEDSTATUSCODES = False
@@ -431,8 +435,9 @@ class SMTPProtocol(ConnectionAdapter):
         # aiosmtpd's two records per command, at its levels.
         if log.isEnabledFor(logging.DEBUG):
             sanitized_log(log.debug, "_handle_client readline: %r", line + b"\r\n")
-        if log.isEnabledFor(logging.INFO):
-            sanitized_log(log.info, "%r >> %r", self.session.peer, line)
+        level = self.command_log_level
+        if log.isEnabledFor(level):
+            sanitized_log(functools.partial(log.log, level), "%r >> %r", self.session.peer, line)
         try:
             command = split_command(line, self.enable_SMTPUTF8)
         except BadCommand as error:

@@ -80,6 +80,9 @@ class SMTP(AuthMixin):
     #: accepted).  aiosmtpd had no limit, so a client could grow memory one
     #: RCPT at a time; 1000 is Postfix's smtpd_recipient_limit.  0: none.
     recipient_limit = 1000
+    #: Seconds a STARTTLS handshake may take before the connection is
+    #: closed (None: asyncio's 60; aiosmtpd had no knob, its #269).
+    ssl_handshake_timeout: Optional[float] = None
 
     def __init__(
         self,
@@ -257,6 +260,7 @@ class SMTP(AuthMixin):
                 self,
                 self.tls_context,
                 server_side=True,
+                ssl_handshake_timeout=self.ssl_handshake_timeout,
             )
         except asyncio.CancelledError:
             raise

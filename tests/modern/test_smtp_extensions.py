@@ -12,6 +12,7 @@ from smtpd_compat.engine.dsn import MailDsn, RcptDsn
 from smtpd_compat.modern.lmtp import LMTP
 from smtpd_compat.modern.smtp import SMTP
 
+from ._periphery import cert_pair  # noqa: F401  (fixture)
 from ._smtp_support import Client, Recorder, dialog, serve
 
 ALL = dict(enable_CHUNKING=True, enable_BINARYMIME=True, enable_PIPELINING=True, enable_ENHANCEDSTATUSCODES=True,
@@ -177,3 +178,24 @@ def test_a_handler_421_closes_the_session() -> None:
         client.send(b"MAIL FROM:<a@x.test>\r\nRCPT TO:<b@x.test>\r\nDATA\r\nhi\r\n.\r\nNOOP\r\n")
         assert [client.reply() for _ in range(4)][3] == b"421 4.3.2 shutting down\r\n"
         assert client.rest() == b"", "closed; the pipelined NOOP is not run"
+
+
+def test_ssl_handshake_timeout_closes_a_silent_starttls(cert_pair: Any) -> None:
+    slow = type("SlowTLS", (SMTP,), {"ssl_handshake_timeout": 0.2})
+    handler = Recorder()
+    with serve(handler, protocol=slow, tls_context=cert_pair.server_context()) as server:
+        with Client(server.port, timeout=30) as client:
+            client.cmd("EHLO c")
+            assert client.cmd("STARTTLS") == b"220 Ready to start TLS\r\n"
+            assert client.rest() == b"", "closed without a ClientHello, long before the idle timeout"
+
+
+def test_command_log_level(caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    quiet = type("Quiet", (SMTP,), {"command_log_level": logging.DEBUG})
+    caplog.set_level(logging.INFO, logger="mail.log")
+    dialog(Recorder(), [(b"NOOP\r\n", 1)], protocol=quiet)
+    dialog(Recorder(), [(b"RSET\r\n", 1)])
+    commands = [r.getMessage() for r in caplog.records if " >> " in r.getMessage()]
+    assert len(commands) == 1 and commands[0].endswith(">> b'RSET'"), commands
