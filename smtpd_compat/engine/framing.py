@@ -35,6 +35,7 @@ __all__ = [
     "BARE_NEWLINE_POLICIES",
     "BARE_NEWLINE_REFUSAL",
     "ChunkEnd",
+    "Unstuffer",
     "CommandLine",
     "CommandTooLong",
     "DataChunk",
@@ -130,6 +131,24 @@ def unstuff(content: bytes) -> bytes:
     if out[:1] == b".":
         return out[1:]
     return out
+
+
+class Unstuffer:
+    """``unstuff`` for a message handed out in ``DataChunk``s, one at a time,
+    so a streaming consumer never holds the whole message.  (The framer
+    never ends a chunk between a CR and its LF.)"""
+
+    __slots__ = ("_line_start",)
+
+    def __init__(self) -> None:
+        self._line_start = True
+
+    def feed(self, chunk: bytes) -> bytes:
+        if not chunk:
+            return chunk
+        out = chunk[1:] if self._line_start and chunk[:1] == b"." else chunk
+        self._line_start = chunk.endswith(b"\r\n")
+        return out.replace(b"\r\n.", b"\r\n")
 
 
 class Framer:

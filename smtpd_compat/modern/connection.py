@@ -292,7 +292,7 @@ class ConnectionAdapter(asyncio.Protocol):
         trickling one is not (a per-record deadline, as Postfix's
         smtpd_per_record_deadline).
         """
-        self._framer.start_data(size_limit, line_limit)
+        self._start_message(size_limit, line_limit)
         chunks: List[bytes] = []
         end = await self._collect(chunks)
         assert end is None or type(end) is DataEnd
@@ -301,8 +301,16 @@ class ConnectionAdapter(asyncio.Protocol):
     async def _read_chunk(self, size: int, discard: bool, parts: List[bytes]) -> bool:
         """Read one BDAT chunk of ``size`` bytes into ``parts`` (nothing when
         ``discard``); False: the connection is gone."""
-        self._framer.start_chunk(size, discard)
+        self._start_chunk(size, discard)
         return await self._collect(parts) is not None
+
+    def _start_message(self, size_limit: Optional[int], line_limit: Optional[int]) -> None:
+        """Read message data after a 354 (events from ``_next_event``)."""
+        self._framer.start_data(size_limit, line_limit)
+
+    def _start_chunk(self, size: int, discard: bool) -> None:
+        """Read the next ``size`` bytes as a BDAT chunk (see ``_start_message``)."""
+        self._framer.start_chunk(size, discard)
 
     async def _collect(self, chunks: List[bytes]) -> Optional[Event]:
         """Append ``DataChunk``s to ``chunks`` up to the event that ends them

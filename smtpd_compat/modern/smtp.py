@@ -18,7 +18,15 @@ from typing import Any, Dict, Iterable, List, MutableMapping, Optional, Tuple, U
 
 from ..common.session import MISSING, Envelope, Session
 from ..engine import chunking, esmtp, replies, sasl, starttls
-from ..engine.framing import BARE_NEWLINE_REFUSAL, DataEnd, bare_newline_action, normalize_newlines, unstuff
+from ..engine.framing import (
+    BARE_NEWLINE_REFUSAL,
+    DataChunk,
+    DataEnd,
+    Unstuffer,
+    bare_newline_action,
+    normalize_newlines,
+    unstuff,
+)
 from ..engine.grammar import get_address, parse_params, printable, strip_keyword
 from ..engine.replies import AIOSMTPD
 from ..engine.starttls import ALLOWED_BEFORE_STARTTLS as ALLOWED_BEFORE_STARTTLS  # aiosmtpd name
@@ -439,6 +447,9 @@ class SMTP(AuthMixin):
             return
         await self.push(replies.START_DATA)
         envelope = self.envelope
+        if "DATA_CHUNK" in self._handle_hooks:
+            await self._stream_data(envelope)
+            return
         chunks, end = await self._read_message(self.data_size_limit, self.line_length_limit)
         if end is None:
             return
@@ -453,19 +464,21 @@ class SMTP(AuthMixin):
             original_content = normalize_newlines(original_content)
         await self._accept_message(envelope, original_content)
 
-    async def _accept_message(self, envelope: Envelope, original_content: bytes) -> None:
+    async def _accept_message(self, envelope: Envelope, original_content: Optional[bytes]) -> None:
         """Decode a received message (after DATA or the last BDAT chunk),
-        hand it to the handler and answer."""
+        hand it to the handler and answer.  None: it was streamed to
+        ``handle_DATA_CHUNK`` already, and the envelope holds no content."""
         assert self.envelope is not None
-        content = self._decoded(original_content)
-        if content is None:
-            # aiosmtpd kept the envelope here, so the next MAIL got
-            # "503 nested MAIL"; a failed transaction is over.
-            self._set_post_data_state()
-            await self._push_data_reply(envelope, AIOSMTPD.not_ascii)
-            return
-        self.envelope.content = content
-        self.envelope.original_content = original_content
+        if original_content is not None:
+            content = self._decoded(original_content)
+            if content is None:
+                # aiosmtpd kept the envelope here, so the next MAIL got
+                # "503 nested MAIL"; a failed transaction is over.
+                self._set_post_data_state()
+                await self._push_data_reply(envelope, AIOSMTPD.not_ascii)
+                return
+            self.envelope.content = content
+            self.envelope.original_content = original_content
         try:
             status = await self._deliver()
         finally:
@@ -494,17 +507,59 @@ class SMTP(AuthMixin):
             self._close()
             return
         self._chunks, self._chunks_envelope = plan.message, envelope
-        parts = [] if plan.message is None else plan.message.parts
-        if not await self._read_chunk(plan.size, plan.discard, parts):
-            return
+        streaming = "DATA_CHUNK" in self._handle_hooks
+        if streaming and not plan.discard:
+            self._start_chunk(plan.size, False)
+            if await self._stream(None) is None:
+                return
+        else:
+            parts = [] if plan.message is None else plan.message.parts
+            if not await self._read_chunk(plan.size, plan.discard, parts):
+                return
         if plan.reply is None:
             assert plan.message is not None
-            await self._accept_message(envelope, plan.message.content())
+            await self._accept_message(envelope, None if streaming else plan.message.content())
         elif plan.ends_transaction:
+            if streaming:
+                await self._call_handler_hook("DATA_CHUNK", None)
             self._set_post_data_state()
             await self._push_data_reply(envelope, plan.reply)
         else:
             await self.push(plan.reply)
+
+    async def _stream_data(self, envelope: Envelope) -> None:
+        """DATA for a handler with ``handle_DATA_CHUNK``: the message goes to
+        it piece by piece, unstuffed, and is never held whole; a refused or
+        cut message ends with ``handle_DATA_CHUNK(..., None)``."""
+        self._start_message(self.data_size_limit, self.line_length_limit)
+        end = await self._stream(Unstuffer())
+        if end is None:
+            return
+        assert type(end) is DataEnd
+        refusal = self._data_refusal(end)
+        if refusal is not None:
+            await self._call_handler_hook("DATA_CHUNK", None)
+            self._set_post_data_state()
+            await self._push_data_reply(envelope, refusal)
+            return
+        await self._accept_message(envelope, None)
+
+    async def _stream(self, unstuffer: Optional[Unstuffer]) -> Any:
+        """Hand ``DataChunk``s to ``handle_DATA_CHUNK`` until the event that
+        ends them (None, after telling the hook, when the connection is gone)."""
+        normalize = unstuffer is not None and self.bare_newline == "normalize"
+        while True:
+            event = await self._next_event()
+            if type(event) is not DataChunk:
+                break
+            data = event.data if unstuffer is None else unstuffer.feed(event.data)
+            if normalize:
+                data = normalize_newlines(data)  # a chunk never ends between CR and LF
+            if data:
+                await self._call_handler_hook("DATA_CHUNK", data)
+        if event is None:
+            await self._call_handler_hook("DATA_CHUNK", None)
+        return event
 
     def _chunked_message(self) -> Optional[chunking.ChunkedMessage]:
         """The current transaction's BDAT chunks (None: no BDAT yet)."""
