@@ -17,6 +17,7 @@ import inspect
 import logging
 import socket
 import ssl
+import weakref
 from typing import AbstractSet, Any, Dict, MutableMapping, Optional, Tuple, Union
 
 from ..common.hooks import bind_prefixed, class_functions, ehlo_hook_version
@@ -49,6 +50,10 @@ BOGUS_LIMIT = AIOSMTPD.junk_limit
 make_loop = _get_or_new_eventloop
 
 _fqdn: Optional[str] = None
+# Open connections per client address, per event loop (connection_limit_per_client).
+_connections_by_client: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, collections.Counter[str]]" = (
+    weakref.WeakKeyDictionary()
+)
 # RFC 2034: the greeting and the answers to HELO/EHLO/LHLO carry no enhanced code.
 _NO_ENHANCED_CODES = frozenset({"", "HELO", "EHLO", "LHLO"})
 
@@ -141,6 +146,10 @@ class SMTPProtocol(ConnectionAdapter):
     #: Kept for API compatibility; every instance has its own copy (the
     #: class-level dict of aiosmtpd leaked limits across sessions).
     command_size_limits: MutableMapping[str, int] = collections.defaultdict(lambda: SMTPProtocol.command_size_limit)
+    #: Most simultaneous connections from one client address (per event
+    #: loop, i.e. per Controller or server process); the next gets a 421
+    #: and is closed.  0: no limit (aiosmtpd had none).
+    connection_limit_per_client = 0
     #: The level of the "peer >> command" record each command line gets
     #: (aiosmtpd: INFO, so a busy server logs every command; DEBUG hides them).
     command_log_level = logging.INFO
@@ -174,6 +183,7 @@ class SMTPProtocol(ConnectionAdapter):
         #: The command being answered ("" before the first).
         self._verb = ""
         self._disconnect_ran = False
+        self._counted_as: Optional[str] = None
         self._handle_hooks: Dict[str, Any] = bind_prefixed(handler, "handle_")
         self._ehlo_hook_ver = _ehlo_hook_version(self._handle_hooks)
         self._enforce_call_limit, self._call_limit_default, self._call_limit_base = _call_limits(
@@ -233,6 +243,8 @@ class SMTPProtocol(ConnectionAdapter):
             self._smtps = True
             self.session.ssl = ssl_info(transport)
         log.info("Peer: %r", self.session.peer)
+        if self.connection_limit_per_client and not self._admitted():
+            return
         if self._proxy_timeout is None and type(self).push is SMTPProtocol.push and "CONNECT" not in self._handle_hooks:
             # Greet now rather than from the task's first step: asyncio has
             # already spent two loop passes since accept(), and clients that
@@ -240,6 +252,22 @@ class SMTPProtocol(ConnectionAdapter):
             self._queue(self._greeting())
             self._greeting_sent = True
         self._handler_coroutine = self.loop.create_task(self._handle_client())
+
+    def _admitted(self) -> bool:
+        """Count this connection against its client address's limit;
+        False: over it, refused with a 421 and closed."""
+        assert self.session is not None
+        peer = self.session.peer
+        host = peer[0] if isinstance(peer, tuple) else str(peer)
+        counts = _connections_by_client.setdefault(self.loop, collections.Counter())
+        if counts[host] >= self.connection_limit_per_client:
+            log.warning("%r refused: %d connections from that address", peer, counts[host])
+            self._queue(f"421 4.7.0 {self.hostname} Error: too many connections from your address")
+            self._close()
+            return False
+        counts[host] += 1
+        self._counted_as = host
+        return True
 
     def _input_ended(self) -> bool:
         assert self.session is not None
@@ -250,6 +278,12 @@ class SMTPProtocol(ConnectionAdapter):
         return not self._tls_active
 
     def _lost(self) -> None:
+        if self._counted_as is not None:
+            counts = _connections_by_client[self.loop]
+            counts[self._counted_as] -= 1
+            if counts[self._counted_as] <= 0:
+                del counts[self._counted_as]
+            self._counted_as = None
         if self.session is not None:
             log.info("%r connection lost", self.session.peer)
             self._disconnected()

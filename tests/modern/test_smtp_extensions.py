@@ -199,3 +199,24 @@ def test_command_log_level(caplog: pytest.LogCaptureFixture) -> None:
     dialog(Recorder(), [(b"RSET\r\n", 1)])
     commands = [r.getMessage() for r in caplog.records if " >> " in r.getMessage()]
     assert len(commands) == 1 and commands[0].endswith(">> b'RSET'"), commands
+
+
+def test_connection_limit_per_client() -> None:
+    limited = type("Limited", (SMTP,), {"connection_limit_per_client": 2})
+    with serve(Recorder(), protocol=limited) as server:
+        first, second = Client(server.port), Client(server.port)
+        with Client(server.port) as third:
+            assert third.greeting == b"421 4.7.0 mx.test Error: too many connections from your address\r\n"
+            assert third.rest() == b""
+        assert first.cmd("NOOP") == b"250 OK\r\n" and second.cmd("NOOP") == b"250 OK\r\n"
+        assert first.cmd("QUIT") == b"221 Bye\r\n"
+        assert first.rest() == b""
+        first.close()
+        greeting = b""
+        for _ in range(100):  # the server may see the close a moment after the client
+            with Client(server.port) as again:
+                greeting = again.greeting
+            if greeting.startswith(b"220"):
+                break
+        assert greeting.startswith(b"220 mx.test"), greeting
+        second.close()
