@@ -78,3 +78,32 @@ def test_a_process_message_421_closes_the_session() -> None:
     for _, port in both_faces(Gatekeeper):
         out = talk(port, b"HELO c\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\nhi\r\n.\r\nNOOP\r\n")
         assert out.endswith(b"354 End data with <CR><LF>.<CR><LF>\r\n421 4.3.2 going down\r\n"), out
+
+
+class DsnRecorder(smtpd.SMTPServer):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.calls: List[Any] = []
+
+    def process_message(self, peer: Any, mailfrom: Any, rcpttos: Any, data: Any, **kwargs: Any) -> None:
+        self.calls.append((mailfrom, rcpttos, data, kwargs))
+
+
+def test_legacy_dsn_keywords_and_binarymime_by_bdat() -> None:
+    from smtpd_compat.engine.dsn import MailDsn, RcptDsn
+
+    with pytest.raises(ValueError, match="BINARYMIME"):
+        DsnRecorder(None, None, enable_BINARYMIME=True)
+    with LoopThread(DsnRecorder, None, enable_DSN=True, enable_CHUNKING=True, enable_BINARYMIME=True) as legacy:
+        out = talk(legacy.port, b"EHLO c\r\nMAIL FROM:<a@b> RET=hdrs ENVID=X+2BY BODY=BINARYMIME\r\n"
+                   b"RCPT TO:<c@d> NOTIFY=FAILURE ORCPT=rfc822;C@D\r\nDATA\r\nBDAT 4 LAST\r\n\x00\r\n\xffQUIT\r\n")
+        assert out.endswith(b"250 OK\r\n250 OK\r\n503 5.5.1 Error: BODY=BINARYMIME requires BDAT\r\n"
+                            b"250 OK\r\n221 Bye\r\n"), out
+        ((mailfrom, rcpttos, data, kwargs),) = legacy.server.calls
+    assert (mailfrom, rcpttos, data) == ("a@b", ["c@d"], b"\x00\n\xff")
+    assert kwargs == {
+        "mail_options": ["RET=HDRS", "ENVID=X+2BY", "BODY=BINARYMIME"],
+        "rcpt_options": ["NOTIFY=FAILURE", "ORCPT=RFC822;C@D"],
+        "dsn": MailDsn("HDRS", "X+Y"),
+        "rcpt_dsn": {"c@d": RcptDsn(("FAILURE",), ("rfc822", "C@D"))},
+    }
