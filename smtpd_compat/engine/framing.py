@@ -43,6 +43,7 @@ __all__ = [
     "Event",
     "Framer",
     "bare_newline_action",
+    "bare_newline_applied",
     "normalize_newlines",
     "unstuff",
 ]
@@ -118,6 +119,18 @@ def bare_newline_action(policy: str, end: DataEnd) -> str:
     if end.bare_newline and not end.too_large:
         return policy
     return "accept"
+
+
+def bare_newline_applied(policy: str, content: bytes) -> Optional[bytes]:
+    """A whole message received without ``DataEnd`` flags (BDAT) under
+    ``policy``: ``content``, normalized under "normalize", or None when
+    "reject" refuses it (``BARE_NEWLINE_REFUSAL``)."""
+    if policy not in BARE_NEWLINE_POLICIES:
+        raise ValueError(f"bare_newline must be one of {BARE_NEWLINE_POLICIES}")
+    pairs = content.count(CRLF)
+    if policy == "accept" or (content.count(b"\n") == pairs and content.count(b"\r") == pairs):
+        return content
+    return normalize_newlines(content) if policy == "normalize" else None
 
 
 def normalize_newlines(content: bytes) -> bytes:

@@ -15,7 +15,7 @@ from typing import Any, Callable, Dict, List, Optional, Protocol
 
 from smtpd_compat.engine import chunking, enhanced, replies, sasl
 from smtpd_compat.engine.dsn import MailDsn, RcptDsn
-from smtpd_compat.engine.framing import ChunkEnd
+from smtpd_compat.engine.framing import BARE_NEWLINE_REFUSAL, ChunkEnd, bare_newline_applied
 from smtpd_compat.legacy.extensions import Extensions, _configured
 
 __all__ = ["OPTIONS", "Host", "OptIn", "OptInChannel", "offered", "with_status_code"]
@@ -46,6 +46,7 @@ class Host(Protocol):
     """What BDAT uses of its channel (an ``SMTPChannel``)."""
 
     seen_greeting: str
+    bare_newline: str
     mailfrom: Optional[str]
     rcpttos: List[str]
     data_size_limit: Optional[int]
@@ -143,6 +144,13 @@ class OptIn:
         if plan.reply is None:
             assert plan.message is not None
             content = plan.message.content()
+            if "BODY=BINARYMIME" not in getattr(channel, "mail_options", ()):  # a binary body has no lines
+                checked = bare_newline_applied(channel.bare_newline, content)
+                if checked is None:
+                    channel._set_post_data_state()
+                    channel.push(BARE_NEWLINE_REFUSAL)
+                    return
+                content = checked
             # As after DATA, whose last CRLF belongs to the end marker.
             channel._accept(content[:-2] if content.endswith(b"\r\n") else content)
         elif plan.ends_transaction:

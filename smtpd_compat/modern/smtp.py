@@ -24,6 +24,7 @@ from ..engine.framing import (
     DataEnd,
     Unstuffer,
     bare_newline_action,
+    bare_newline_applied,
     normalize_newlines,
     unstuff,
 )
@@ -518,7 +519,12 @@ class SMTP(AuthMixin):
                 return
         if plan.reply is None:
             assert plan.message is not None
-            await self._accept_message(envelope, None if streaming else plan.message.content())
+            content = None if streaming else self._bare_newline_applied(plan.message.content())
+            if content is None and not streaming:
+                self._set_post_data_state()
+                await self._push_data_reply(envelope, BARE_NEWLINE_REFUSAL)
+                return
+            await self._accept_message(envelope, content)
         elif plan.ends_transaction:
             if streaming:
                 await self._call_handler_hook("DATA_CHUNK", None)
@@ -560,6 +566,14 @@ class SMTP(AuthMixin):
         if event is None:
             await self._call_handler_hook("DATA_CHUNK", None)
         return event
+
+    def _bare_newline_applied(self, content: bytes) -> Optional[bytes]:
+        """A BDAT message under ``bare_newline`` (None: refused); a
+        BINARYMIME body has no lines, so no bare newlines either."""
+        assert self.envelope is not None
+        if "BODY=BINARYMIME" in self.envelope.mail_options:
+            return content
+        return bare_newline_applied(self.bare_newline, content)
 
     def _chunked_message(self) -> Optional[chunking.ChunkedMessage]:
         """The current transaction's BDAT chunks (None: no BDAT yet)."""

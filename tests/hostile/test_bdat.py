@@ -132,3 +132,17 @@ def test_a_refused_bdat_line_still_has_its_chunk_read(make_face: MakeFace) -> No
         assert client.reply().startswith(b"250-")
         assert client.rest() == chunking.SIZE_UNKNOWN.encode() + b"\r\n"
     assert face.deliveries == []
+
+
+@pytest.mark.parametrize("policy", ["reject", "normalize"])
+def test_bare_newline_policy_covers_bdat_but_not_binarymime(make_face: MakeFace, policy: str) -> None:
+    face = make_face(enable_CHUNKING=True, enable_BINARYMIME=True, bare_newline=policy)
+    with wire(face) as client:
+        client.send(ENVELOPE + b"BDAT 5 LAST\r\na\nb\r\n" + b"MAIL FROM:<a@x.test> BODY=BINARYMIME\r\n"
+                    b"RCPT TO:<b@x.test>\r\nBDAT 3 LAST\r\nc\nd")
+        replies = client.replies(6)
+    expected = b"550 5.5.2 Error: bare <CR> or <LF> received\r\n" if policy == "reject" else b"250 OK\r\n"
+    assert replies[2] == expected and replies[5] == b"250 OK\r\n"
+    contents = [d.content for d in face.wait_for(1 if policy == "reject" else 2)]
+    normalized = [as_sent(face, b"a\r\nb\r\n")] if policy == "normalize" else []
+    assert contents == normalized + [b"c\nd"]
