@@ -31,7 +31,6 @@ __all__ = [
     "Refused",
     "ehlo_keywords",
     "line_limit",
-    "longest_line_limit",
     "mail_line_extra",
     "mail_parameters",
     "rcpt_parameters",
@@ -111,11 +110,6 @@ def line_limit(verb: str, extended: bool, limits: Mapping[str, int], base: int) 
     return factory() if factory is not None else limits[verb]
 
 
-def longest_line_limit(limits: Mapping[str, int], base: int) -> int:
-    """The longest line any verb may have: what a framer must hand over whole."""
-    return max(limits.values(), default=base)
-
-
 class MailParameters(NamedTuple):
     """The MAIL FROM parameters a server understood."""
 
@@ -125,32 +119,39 @@ class MailParameters(NamedTuple):
 
 
 def mail_parameters(params: Params, offer: Offer, dialect: Dialect, syntax_error: str) -> MailParameters:
-    """Validate MAIL FROM's parameters (``grammar.parse_params``'s dict).
+    """Validate MAIL FROM's parameters (``grammar.parse_params``'s dict,
+    left as it is).
 
     Raises ``Refused``; ``syntax_error`` is the face's "501 Syntax: MAIL ..."
     reply for a malformed SIZE.
     """
-    params = dict(params)
-    body: Union[None, str, bool] = None
+    known = 0
+    body = None
     if offer.eightbitmime:
-        body = params.pop("BODY", "7BIT")
-        if body not in _BODY_TYPES:
+        value = params.get("BODY", "7BIT")
+        if value not in _BODY_TYPES:
             raise Refused(replies.BODY_INVALID)
+        body = str(value)
+        known += "BODY" in params
     smtputf8 = False
     if offer.smtputf8 or dialect.smtputf8_disabled is not None:
-        value = params.pop("SMTPUTF8", False)
-        if not isinstance(value, bool):
+        flag = params.get("SMTPUTF8", False)
+        if not isinstance(flag, bool):
             raise Refused(replies.SMTPUTF8_ARGUMENT)
-        if value and not offer.smtputf8:
+        if flag and not offer.smtputf8:
             raise Refused(dialect.smtputf8_disabled)  # type: ignore[arg-type]  # not None here
-        smtputf8 = value
-    size = _size(params.pop("SIZE", None), offer.size_limit, syntax_error)
-    if params:
+        smtputf8 = flag
+        known += "SMTPUTF8" in params
+    size = None
+    if "SIZE" in params:
+        size = _size(params["SIZE"], offer.size_limit, syntax_error)
+        known += 1
+    if len(params) > known:
         raise Refused(replies.PARAMETERS_UNKNOWN % "MAIL FROM")
-    return MailParameters(body if isinstance(body, str) else None, smtputf8, size)
+    return MailParameters(body, smtputf8, size)
 
 
-def _size(value: Union[None, str, bool], limit: Optional[int], syntax_error: str) -> Optional[int]:
+def _size(value: Union[str, bool], limit: Optional[int], syntax_error: str) -> Optional[int]:
     if not value:
         return None
     # ASCII digits only: "²" and "１" pass isdigit(), and int() raises on

@@ -103,7 +103,8 @@ class SMTPChannel(FramedChat):
 
     @property
     def max_command_size_limit(self) -> int:
-        return esmtp.longest_line_limit(self.command_size_limits, self.command_size_limit)
+        limits = self.command_size_limits
+        return max(limits.values()) if limits else self.command_size_limit
 
     def __init__(
         self,

@@ -16,7 +16,7 @@ import inspect
 import logging
 import socket
 import ssl
-from typing import AbstractSet, Any, Dict, MutableMapping, Optional, Tuple, Union
+from typing import AbstractSet, Any, Dict, MutableMapping, NoReturn, Optional, Tuple, Union
 
 from ..common.hooks import bind_prefixed, class_functions, ehlo_hook_version
 from ..common.session import MISSING, Envelope, Session
@@ -198,7 +198,8 @@ class SMTPProtocol(ConnectionAdapter):
 
     @property
     def max_command_size_limit(self) -> int:
-        return esmtp.longest_line_limit(self.command_size_limits, self.command_size_limit)
+        limits = self.command_size_limits
+        return max(limits.values()) if limits else self.command_size_limit
 
     @property
     def _tls_active(self) -> bool:
@@ -319,9 +320,10 @@ class SMTPProtocol(ConnectionAdapter):
         commands = class_functions(type(self), "smtp_")
         calls = self._call_budget()
         junk = esmtp.JunkBudget(BOGUS_LIMIT)
+        next_event = self._event_source()
         # Once closing (QUIT, a limit), commands still buffered must not run.
         while not self._closing():
-            event = self._poll_event()
+            event = next_event()
             if event is None:
                 if not await self._wait_for_input():
                     return
@@ -333,7 +335,8 @@ class SMTPProtocol(ConnectionAdapter):
                 continue  # stray data events cannot happen outside DATA
             try:
                 verb, arg = self._command(event.line)
-                self._pass_gates(verb, calls)
+                if calls is not None or self.require_starttls or not self._tls_handshake_okay:
+                    self._pass_gates(verb, calls)  # (free when no gate is set)
                 method = commands.get(verb)
                 if method is None:
                     self._unrecognized(verb, junk)
@@ -344,7 +347,15 @@ class SMTPProtocol(ConnectionAdapter):
                     return
                 continue
             self._reset_timeout()
-            await self._run(method, arg)
+            try:
+                await method(self, arg)
+            except asyncio.CancelledError:
+                raise
+            except ConnectionResetError:
+                self._close()
+                raise
+            except Exception as error:
+                await self._reply_to_exception(error)
 
     # -- the gates, in order: one method each ------------------------------
 
@@ -392,23 +403,12 @@ class SMTPProtocol(ConnectionAdapter):
             return None
         return collections.defaultdict(lambda: self._call_limit_default, self._call_limit_base)
 
-    def _unrecognized(self, verb: str, junk: esmtp.JunkBudget) -> None:
+    def _unrecognized(self, verb: str, junk: esmtp.JunkBudget) -> NoReturn:
         assert self.session is not None
         log.warning("%r unrecognised: %s", self.session.peer, printable(verb))
         if junk.spend():
             raise esmtp.Goodbye(AIOSMTPD.too_many_unrecognized)
         raise esmtp.Refused(replies.unrecognized(printable(verb)))
-
-    async def _run(self, method: Any, arg: Optional[str]) -> None:
-        try:
-            await method(self, arg)
-        except asyncio.CancelledError:
-            raise
-        except ConnectionResetError:
-            self._close()
-            raise
-        except Exception as error:
-            await self._reply_to_exception(error)
 
     # -- hooks and errors ------------------------------------------------
 
