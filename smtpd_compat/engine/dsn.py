@@ -81,14 +81,14 @@ def _xtext(value: str, name: str) -> str:
 
 
 def mail_dsn(params: Params) -> MailDsn:
-    """Take RET and ENVID out of MAIL FROM's parameters (upper-case keys);
+    """RET and ENVID from MAIL FROM's parameters (upper-case keys);
     raises ``InvalidDsn``."""
-    ret = params.pop("RET", None)
+    ret = params.get("RET")
     if ret is not None:
         if isinstance(ret, bool) or ret.upper() not in RET_VALUES:
             raise _syntax("RET")
         ret = ret.upper()
-    envid = params.pop("ENVID", None)
+    envid = params.get("ENVID")
     if envid is None:
         return MailDsn(ret)
     if isinstance(envid, bool) or len(envid) > ENVID_LIMIT:
@@ -97,9 +97,9 @@ def mail_dsn(params: Params) -> MailDsn:
 
 
 def rcpt_dsn(params: Params) -> RcptDsn:
-    """Take NOTIFY and ORCPT out of RCPT TO's parameters (upper-case keys);
+    """NOTIFY and ORCPT from RCPT TO's parameters (upper-case keys);
     raises ``InvalidDsn``."""
-    notify = params.pop("NOTIFY", None)
+    notify = params.get("NOTIFY")
     events: Optional[Tuple[str, ...]] = None
     if notify is not None:
         if isinstance(notify, bool):
@@ -108,7 +108,7 @@ def rcpt_dsn(params: Params) -> RcptDsn:
         valid = events == ("NEVER",) or all(event in NOTIFY_EVENTS for event in events)
         if not valid or len(set(events)) != len(events):
             raise _syntax("NOTIFY")
-    orcpt = params.pop("ORCPT", None)
+    orcpt = params.get("ORCPT")
     original: Optional[Tuple[str, str]] = None
     if orcpt is not None:
         if isinstance(orcpt, bool) or len(orcpt) > ORCPT_LIMIT:

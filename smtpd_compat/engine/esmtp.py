@@ -19,7 +19,7 @@ in ``dsn``, CHUNKING's BDAT rules in ``chunking``.
 
 from __future__ import annotations
 
-from typing import Dict, Mapping, NamedTuple, Optional, Sequence, List, Union
+from typing import Callable, Dict, List, Mapping, NamedTuple, Optional, Sequence, TypeVar, Union
 
 from . import dsn, replies
 from .replies import Dialect
@@ -34,7 +34,6 @@ __all__ = [
     "check_offer",
     "ehlo_keywords",
     "line_limit",
-    "longest_line_limit",
     "mail_line_extra",
     "mail_parameters",
     "rcpt_parameters",
@@ -143,11 +142,6 @@ def line_limit(verb: str, extended: bool, limits: Mapping[str, int], base: int) 
     return factory() if factory is not None else limits[verb]
 
 
-def longest_line_limit(limits: Mapping[str, int], base: int) -> int:
-    """The longest line any verb may have: what a framer must hand over whole."""
-    return max(limits.values(), default=base)
-
-
 class MailParameters(NamedTuple):
     """The MAIL FROM parameters a server understood."""
 
@@ -165,38 +159,47 @@ class RcptParameters(NamedTuple):
     dsn: Optional[dsn.RcptDsn] = None
 
 
-def mail_parameters(params: Params, offer: Offer, dialect: Dialect, syntax_error: str) -> MailParameters:
-    """Validate MAIL FROM's parameters (``grammar.parse_params``'s dict).
+def mail_parameters(
+    params: Params, offer: Offer, dialect: Dialect, syntax_error: str, sent: Optional[Params] = None
+) -> MailParameters:
+    """Validate MAIL FROM's parameters (``grammar.parse_params``'s dict of
+    the upper-cased words, left as it is).
 
     Raises ``Refused``; ``syntax_error`` is the face's "501 Syntax: MAIL ..."
-    reply for a malformed SIZE.  Keywords may come in any case.
+    reply for a malformed SIZE.  ``sent``: the same parameters in the case
+    the client sent them, for DSN's ENVID (only read when DSN is offered).
     """
-    params = {key.upper(): value for key, value in params.items()}
-    body: Union[None, str, bool] = None
+    known = 0
+    body = None
     if offer.eightbitmime:
-        body = params.pop("BODY", "7BIT")
-        body = body.upper() if isinstance(body, str) else body
-        if body not in _BODY_TYPES and not (offer.binarymime and body == "BINARYMIME"):
+        value = params.get("BODY", "7BIT")
+        if value not in _BODY_TYPES and not (offer.binarymime and value == "BINARYMIME"):
             raise Refused(replies.BODY_INVALID)
+        body = str(value)
+        known += "BODY" in params
     smtputf8 = False
     if offer.smtputf8 or dialect.smtputf8_disabled is not None:
-        value = params.pop("SMTPUTF8", False)
-        if not isinstance(value, bool):
+        flag = params.get("SMTPUTF8", False)
+        if not isinstance(flag, bool):
             raise Refused(replies.SMTPUTF8_ARGUMENT)
-        if value and not offer.smtputf8:
+        if flag and not offer.smtputf8:
             raise Refused(dialect.smtputf8_disabled)  # type: ignore[arg-type]  # not None here
-        smtputf8 = value
-    size = _size(params.pop("SIZE", None), offer.size_limit, syntax_error)
-    try:
-        mail_dsn = dsn.mail_dsn(params) if offer.dsn else None
-    except dsn.InvalidDsn as error:
-        raise Refused(str(error)) from None
-    if params:
+        smtputf8 = flag
+        known += "SMTPUTF8" in params
+    size = None
+    if "SIZE" in params:
+        size = _size(params["SIZE"], offer.size_limit, syntax_error)
+        known += 1
+    mail_dsn = None
+    if offer.dsn:
+        mail_dsn = _dsn(dsn.mail_dsn, params if sent is None else sent)
+        known += ("RET" in params) + ("ENVID" in params)
+    if len(params) > known:
         raise Refused(replies.PARAMETERS_UNKNOWN % "MAIL FROM")
-    return MailParameters(body if isinstance(body, str) else None, smtputf8, size, mail_dsn)
+    return MailParameters(body, smtputf8, size, mail_dsn)
 
 
-def _size(value: Union[None, str, bool], limit: Optional[int], syntax_error: str) -> Optional[int]:
+def _size(value: Union[str, bool], limit: Optional[int], syntax_error: str) -> Optional[int]:
     if not value:
         return None
     # ASCII digits only: "²" and "１" pass isdigit(), and int() raises on
@@ -211,16 +214,29 @@ def _size(value: Union[None, str, bool], limit: Optional[int], syntax_error: str
     return int(value) if len(digits) <= 20 else None
 
 
-def rcpt_parameters(params: Params, offer: Optional[Offer] = None) -> RcptParameters:
-    """Validate RCPT TO's parameters (DSN's, when ``offer`` has it)."""
-    params = {key.upper(): value for key, value in params.items()}
-    try:
-        rcpt_dsn = dsn.rcpt_dsn(params) if offer is not None and offer.dsn else None
-    except dsn.InvalidDsn as error:
-        raise Refused(str(error)) from None
-    if params:
+def rcpt_parameters(params: Params, offer: Optional[Offer] = None, sent: Optional[Params] = None) -> RcptParameters:
+    """Validate RCPT TO's parameters (upper-cased, as for ``mail_parameters``;
+    ``sent`` keeps ORCPT's case): DSN's, when ``offer`` has it."""
+    rcpt_dsn = None
+    known = 0
+    if offer is not None and offer.dsn:
+        rcpt_dsn = _dsn(dsn.rcpt_dsn, params if sent is None else sent)
+        known = ("NOTIFY" in params) + ("ORCPT" in params)
+    if len(params) > known:
         raise Refused(replies.PARAMETERS_UNKNOWN % "RCPT TO")
     return RcptParameters(rcpt_dsn)
+
+
+_T = TypeVar("_T")
+
+
+def _dsn(parse: Callable[[Params], _T], params: Params) -> _T:
+    """DSN's values (``dsn.mail_dsn``/``rcpt_dsn``) from ``params``, whose
+    keys may be in any case; raises ``Refused``."""
+    try:
+        return parse({key.upper(): value for key, value in params.items()})
+    except dsn.InvalidDsn as error:
+        raise Refused(str(error)) from None
 
 
 def transaction_refusal(verb: str, has_sender: bool, recipients: int) -> Optional[str]:

@@ -103,7 +103,8 @@ class SMTPChannel(opt_in.OptInChannel, FramedChat):
 
     @property
     def max_command_size_limit(self) -> int:
-        return esmtp.longest_line_limit(self.command_size_limits, self.command_size_limit)
+        limits = self.command_size_limits
+        return max(limits.values()) if limits else self.command_size_limit
 
     def __init__(
         self,
@@ -582,12 +583,13 @@ class SMTPChannel(opt_in.OptInChannel, FramedChat):
             self.push(refusal)
             return
         self.mail_options = rest.upper().split()
-        params = self._getparams(rest.split())  # DSN's ENVID keeps its case
+        params = self._getparams(self.mail_options)
         if params is None:
             self.push(syntaxerr)
             return
         try:
-            parsed = esmtp.mail_parameters(params, self._offer(), STDLIB, syntaxerr)
+            sent = self._getparams(rest.split()) if self._opted_in()["dsn"] else None  # ENVID keeps its case
+            parsed = esmtp.mail_parameters(params, self._offer(), STDLIB, syntaxerr, sent)
         except esmtp.Refused as refused:
             self.push(refused.reply)
             return
@@ -622,12 +624,13 @@ class SMTPChannel(opt_in.OptInChannel, FramedChat):
             return
         address, rest = path
         self.rcpt_options = rest.upper().split()
-        params = self._getparams(rest.split())  # DSN's ORCPT keeps its case
+        params = self._getparams(self.rcpt_options)
         if params is None:
             self.push(syntaxerr)
             return
         try:
-            dsn = esmtp.rcpt_parameters(params, self._offer()).dsn
+            sent = self._getparams(rest.split()) if self._opted_in()["dsn"] else None  # ORCPT keeps its case
+            dsn = esmtp.rcpt_parameters(params, None if sent is None else self._offer(), sent).dsn
         except esmtp.Refused as refused:
             self.push(refused.reply)
             return

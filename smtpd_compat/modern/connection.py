@@ -9,13 +9,13 @@ back-pressure, and the clean-up when the connection ends.
 The protocol built on it (``protocol.SMTPProtocol``) is called back at four
 points only: ``_connected(transport)``, ``_input_ended()`` (EOF),
 ``_lost()`` and ``_deadline_passed()``; it pulls events with
-``_poll_event``/``_wait_for_input``, ``_read_message`` and ``_readline``.
+``_event_source``/``_wait_for_input``, ``_read_message`` and ``_readline``.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any, List, Optional, Tuple, Union
+from typing import Any, Callable, List, Optional, Tuple, Union
 
 from ..engine.framing import CommandLine, CommandTooLong, DataChunk, DataEnd, Event, Framer
 
@@ -261,9 +261,10 @@ class ConnectionAdapter(asyncio.Protocol):
         await self._input_waiter
         return True
 
-    def _poll_event(self) -> Optional[Event]:
-        """The next framer event if the input holds one (no waiting)."""
-        return self._framer.next_event()
+    def _event_source(self) -> Callable[[], Optional[Event]]:
+        """A function giving the next framer event if the input holds one
+        (no waiting); the command loop calls it once per command."""
+        return self._framer.next_event
 
     def _peek_input(self) -> bytes:
         """The unparsed input (a PROXY header before any SMTP)."""

@@ -18,7 +18,7 @@ import logging
 import socket
 import ssl
 import weakref
-from typing import AbstractSet, Any, Dict, MutableMapping, Optional, Tuple, Union
+from typing import AbstractSet, Any, Dict, MutableMapping, NoReturn, Optional, Tuple, Union
 
 from ..common.hooks import bind_prefixed, class_functions, ehlo_hook_version
 from ..common.session import MISSING, Envelope, Session
@@ -220,7 +220,8 @@ class SMTPProtocol(ConnectionAdapter):
 
     @property
     def max_command_size_limit(self) -> int:
-        return esmtp.longest_line_limit(self.command_size_limits, self.command_size_limit)
+        limits = self.command_size_limits
+        return max(limits.values()) if limits else self.command_size_limit
 
     @property
     def _tls_active(self) -> bool:
@@ -411,9 +412,10 @@ class SMTPProtocol(ConnectionAdapter):
         commands = class_functions(type(self), "smtp_")
         calls = self._call_budget()
         junk = esmtp.JunkBudget(BOGUS_LIMIT)
+        next_event = self._event_source()
         # Once closing (QUIT, a limit), commands still buffered must not run.
         while not self._closing():
-            event = self._poll_event()
+            event = next_event()
             if event is None:
                 if not await self._wait_for_input():
                     return
@@ -429,9 +431,10 @@ class SMTPProtocol(ConnectionAdapter):
                 continue  # stray data events cannot happen outside DATA
             try:
                 verb, arg = self._command(event.line)
-                self._pass_gates(verb, calls)
+                if calls is not None or self.require_starttls or not self._tls_handshake_okay:
+                    self._pass_gates(verb, calls)  # (free when no gate is set)
                 method = commands.get(verb)
-                if method is None or not self._serves(verb):
+                if method is None or (verb == "BDAT" and not self.enable_CHUNKING):  # BDAT only with CHUNKING
                     self._unrecognized(verb, junk)
             except esmtp.Refused as refused:
                 if not isinstance(refused, esmtp.Goodbye) and not await self._skip_payload(event.line):
@@ -443,12 +446,15 @@ class SMTPProtocol(ConnectionAdapter):
                 continue
             self._reset_timeout()
             self._verb = verb
-            await self._run(method, arg)
-
-    def _serves(self, verb: str) -> bool:
-        """Whether a verb with an ``smtp_*`` method is on offer (BDAT is
-        only with CHUNKING; otherwise it is an unrecognised command)."""
-        return verb != "BDAT" or self.enable_CHUNKING
+            try:
+                await method(self, arg)
+            except asyncio.CancelledError:
+                raise
+            except ConnectionResetError:
+                self._close()
+                raise
+            except Exception as error:
+                await self._reply_to_exception(error)
 
     async def _skip_payload(self, line: bytes) -> bool:
         """Read past the data a refused command line announced (a BDAT
@@ -508,23 +514,12 @@ class SMTPProtocol(ConnectionAdapter):
             return None
         return collections.defaultdict(lambda: self._call_limit_default, self._call_limit_base)
 
-    def _unrecognized(self, verb: str, junk: esmtp.JunkBudget) -> None:
+    def _unrecognized(self, verb: str, junk: esmtp.JunkBudget) -> NoReturn:
         assert self.session is not None
         log.warning("%r unrecognised: %s", self.session.peer, printable(verb))
         if junk.spend():
             raise esmtp.Goodbye(AIOSMTPD.too_many_unrecognized)
         raise esmtp.Refused(replies.unrecognized(printable(verb)))
-
-    async def _run(self, method: Any, arg: Optional[str]) -> None:
-        try:
-            await method(self, arg)
-        except asyncio.CancelledError:
-            raise
-        except ConnectionResetError:
-            self._close()
-            raise
-        except Exception as error:
-            await self._reply_to_exception(error)
 
     # -- hooks and errors ------------------------------------------------
 

@@ -188,7 +188,10 @@ class SMTP(AuthMixin):
         Also sets this session's MAIL line limit to what SIZE and SMTPUTF8
         allow (RFC 1870, RFC 6531).
         """
-        offer = self._offer()._replace(
+        offer = esmtp.Offer(
+            self.data_size_limit,
+            not self._decode_data,
+            self.enable_SMTPUTF8,
             starttls=bool(self.tls_context) and not self._tls_active,
             auth=sorted(self._auth_methods) if not self._auth_require_tls or self._tls_active else None,
         )
@@ -363,12 +366,14 @@ class SMTP(AuthMixin):
         if refusal is not None:
             await self.push(refusal)
             return
-        params = self._getparams(words)
+        params = self._getparams(mail_options)
         if params is None:
             await self.push(syntax_error)
             return
         try:
-            parameters = esmtp.mail_parameters(params, self._offer(), AIOSMTPD, syntax_error)
+            parameters = esmtp.mail_parameters(
+                params, self._offer(), AIOSMTPD, syntax_error, self._getparams(words) if self.enable_DSN else None
+            )
         except esmtp.Refused as refused:
             await self.push(refused.reply)
             return
@@ -401,12 +406,15 @@ class SMTP(AuthMixin):
             return
         address, words = parsed
         rcpt_options = [word.upper() for word in words]
-        params = self._getparams(words)
+        params = self._getparams(rcpt_options)
         if params is None:
             await self.push(syntax_error)
             return
         try:
-            parameters = esmtp.rcpt_parameters(params, self._offer())
+            if self.enable_DSN:
+                parameters = esmtp.rcpt_parameters(params, self._offer(), self._getparams(words))
+            else:
+                parameters = esmtp.rcpt_parameters(params)
         except esmtp.Refused as refused:
             await self.push(refused.reply)
             return

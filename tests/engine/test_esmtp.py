@@ -117,8 +117,3 @@ def test_dialect_texts() -> None:
     assert replies.syntax("RCPT TO: <address>") == "501 Syntax: RCPT TO: <address>"
     assert AIOSMTPD.timeout.format(host="mx") == "421 4.4.2 mx Error: timeout exceeded"
     assert STDLIB.too_many_unrecognized.startswith("421 ")
-
-
-def test_longest_line_limit() -> None:
-    assert esmtp.longest_line_limit({"MAIL": 548, "RCPT": 512}, 512) == 548
-    assert esmtp.longest_line_limit({}, 512) == 512

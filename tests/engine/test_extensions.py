@@ -19,7 +19,9 @@ Params = Dict[str, Union[str, bool]]
 
 
 def mail(params: Params, offer: Offer = ALL) -> MailParameters:
-    return esmtp.mail_parameters(params, offer, AIOSMTPD, SYNTAX)
+    """As a face calls it: upper-cased words, and the words as sent."""
+    upper = {key.upper(): value.upper() if isinstance(value, str) else value for key, value in params.items()}
+    return esmtp.mail_parameters(upper, offer, AIOSMTPD, SYNTAX, params)
 
 
 def refused_mail(params: Params, offer: Offer = ALL) -> str:
@@ -30,8 +32,12 @@ def refused_mail(params: Params, offer: Offer = ALL) -> str:
 
 def refused_rcpt(params: Params, offer: Offer = ALL) -> str:
     with pytest.raises(Refused) as caught:
-        esmtp.rcpt_parameters(params, offer)
+        esmtp.rcpt_parameters(rcpt_upper(params), offer, params)
     return caught.value.reply
+
+
+def rcpt_upper(params: Params) -> Params:
+    return {key.upper(): value.upper() if isinstance(value, str) else value for key, value in params.items()}
 
 
 def test_keywords_only_when_offered() -> None:
@@ -62,9 +68,10 @@ def test_dsn_mail_parameters() -> None:
 
 
 def test_dsn_rcpt_parameters() -> None:
-    result = esmtp.rcpt_parameters({"notify": "failure,Delay", "ORCPT": "RFC822;Bob+40Example.COM"}, ALL)
+    sent: Params = {"notify": "failure,Delay", "ORCPT": "RFC822;Bob+40Example.COM"}
+    result = esmtp.rcpt_parameters(rcpt_upper(sent), ALL, sent)
     assert result == RcptParameters(RcptDsn(("FAILURE", "DELAY"), ("rfc822", "Bob@Example.COM")))
-    assert esmtp.rcpt_parameters({"NOTIFY": "NEVER"}, ALL).dsn == RcptDsn(("NEVER",), None)
+    assert esmtp.rcpt_parameters({"NOTIFY": "NEVER"}, ALL).dsn == RcptDsn(("NEVER",), None), "sent: by default params"
     assert esmtp.rcpt_parameters({}, BASE) == RcptParameters(None)
     assert refused_rcpt({"NOTIFY": "NEVER"}, BASE) == replies.PARAMETERS_UNKNOWN % "RCPT TO"
     for params in ({"NOTIFY": "NEVER,SUCCESS"}, {"NOTIFY": "SUCCESS,SUCCESS"}, {"NOTIFY": "ALWAYS"},
@@ -113,3 +120,4 @@ def test_enhanced_status_codes(reply: str, verb: str, expected: str) -> None:
 def test_stdlib_dialect_keeps_its_parameters() -> None:
     offer = ALL._replace(smtputf8=False)
     assert esmtp.mail_parameters({"RET": "FULL"}, offer, STDLIB, SYNTAX).dsn == MailDsn("FULL", None)
+    assert esmtp.mail_parameters({"SIZE": "5"}, offer, STDLIB, SYNTAX) == MailParameters("7BIT", False, 5, MailDsn())
