@@ -138,8 +138,9 @@ def decode_response(line: bytes) -> bytes:
 
 
 def decode_initial(response: str) -> bytes:
-    """The initial response given on the AUTH line itself."""
-    return _b64(response.encode())
+    """The initial response given on the AUTH line itself (undecodable
+    bytes kept as surrogates under SMTPUTF8 are simply not base64)."""
+    return _b64(response.encode("utf-8", "surrogateescape"))
 
 
 def _b64(blob: bytes) -> bytes:

@@ -188,10 +188,7 @@ class SMTP(AuthMixin):
         Also sets this session's MAIL line limit to what SIZE and SMTPUTF8
         allow (RFC 1870, RFC 6531).
         """
-        offer = esmtp.Offer(
-            self.data_size_limit,
-            not self._decode_data,
-            self.enable_SMTPUTF8,
+        offer = self._offer()._replace(
             starttls=bool(self.tls_context) and not self._tls_active,
             auth=sorted(self._auth_methods) if not self._auth_require_tls or self._tls_active else None,
         )
