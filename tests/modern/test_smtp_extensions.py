@@ -220,3 +220,16 @@ def test_connection_limit_per_client() -> None:
                 break
         assert greeting.startswith(b"220 mx.test"), greeting
         second.close()
+
+
+def test_smtplib_sends_dsn_parameters() -> None:
+    import smtplib
+
+    handler = DsnRecorder()
+    with serve(handler, enable_DSN=True, enable_ENHANCEDSTATUSCODES=True) as server:
+        with smtplib.SMTP("127.0.0.1", server.port) as client:
+            client.ehlo("c")
+            assert client.has_extn("dsn") and client.has_extn("enhancedstatuscodes")
+            client.sendmail("a@x.test", ["b@x.test"], b"Subject: x\r\n\r\nhi\r\n",
+                            mail_options=["RET=FULL", "ENVID=QQ+2B1"], rcpt_options=["NOTIFY=DELAY"])
+    assert handler.seen == [(MailDsn("FULL", "QQ+1"), {"b@x.test": RcptDsn(("DELAY",), None)})]

@@ -107,3 +107,18 @@ def test_legacy_dsn_keywords_and_binarymime_by_bdat() -> None:
         "dsn": MailDsn("HDRS", "X+Y"),
         "rcpt_dsn": {"c@d": RcptDsn(("FAILURE",), ("rfc822", "C@D"))},
     }
+
+
+def test_smtplib_sends_dsn_parameters_to_the_legacy_face() -> None:
+    import smtplib
+
+    from smtpd_compat.engine.dsn import MailDsn, RcptDsn
+
+    with LoopThread(DsnRecorder, None, enable_DSN=True) as legacy:
+        with smtplib.SMTP("127.0.0.1", legacy.port) as client:
+            client.ehlo("c")
+            assert client.has_extn("dsn")
+            client.sendmail("a@b", ["c@d"], b"hi\r\n", mail_options=["ENVID=e1"], rcpt_options=["NOTIFY=NEVER"])
+        ((_, _, data, kwargs),) = legacy.server.calls
+    assert data == b"hi"
+    assert (kwargs["dsn"], kwargs["rcpt_dsn"]) == (MailDsn(None, "e1"), {"c@d": RcptDsn(("NEVER",), None)})
