@@ -1,21 +1,30 @@
 """Running another project's own test suite against smtpd_compat.
 
-The peer's test files are copied from where they are installed into a
-temporary directory (nothing of theirs is vendored here), their imports are
-pointed at smtpd_compat, and they run in a child process, so their fixtures,
-event loops and monkeypatching never touch this test session.
+The peer's test files are copied from where they are installed, or fetched
+from PyPI at test time, into a temporary directory (nothing of theirs is
+vendored here), their imports are pointed at smtpd_compat (rewritten, or
+through an import alias plugin from ``tests/peer_plugins``), and they run in
+a child process, so their fixtures, event loops and monkeypatching never
+touch this test session.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import shutil
+import socket
 import subprocess
 import sys
+import tarfile
 import tempfile
+import xml.etree.ElementTree as ET
 from pathlib import Path
-from typing import Callable, Dict, Iterator, Sequence
+from typing import Callable, Dict, Iterator, Optional, Sequence
+from urllib.parse import urlsplit
+
+import pytest
 
 import smtpd_compat
 
@@ -36,12 +45,16 @@ def copy_rewritten(source: Path, target: Path, rewrite: Callable[[str], str]) ->
         path.write_text(rewrite(path.read_text(encoding="utf-8")), encoding="utf-8")
 
 
-def run_python(args: Sequence[str], cwd: Path, timeout: float) -> "subprocess.CompletedProcess[str]":
-    """Run this interpreter with ``args`` in ``cwd``; output and errors together."""
+def run_python(
+    args: Sequence[str], cwd: Path, timeout: float, path: Sequence[Path] = ()
+) -> "subprocess.CompletedProcess[str]":
+    """Run this interpreter with ``args`` in ``cwd``, the project and ``path``
+    first on its sys.path; output and errors together."""
     env: Dict[str, str] = dict(os.environ)
     # The outer run's options (its --junitxml above all) are not the child's.
     env.pop("PYTEST_ADDOPTS", None)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
+    entries = [str(PROJECT_ROOT), *map(str, path), env.get("PYTHONPATH")]
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, entries))
     return subprocess.run(
         [sys.executable, *args],
         cwd=str(cwd),
@@ -71,6 +84,59 @@ def machine_wide_lock(name: str) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _unreachable_indexes(pip_output: str) -> Optional[str]:
+    """Why pip could not reach any http(s) package index it used, or None
+    if one of them answers (pip's failure is then a real one)."""
+    urls = ["https://pypi.org/simple"]
+    for line in pip_output.splitlines():
+        if line.startswith("Looking in indexes:"):
+            urls = [url.strip() for url in line.split(":", 1)[1].split(",")]
+    errors = []
+    for url in urls:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            continue
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        try:
+            socket.create_connection((parts.hostname, port), timeout=10).close()
+            return None
+        except OSError as error:
+            errors.append("%s: %s" % (parts.hostname, error))
+    return "; ".join(errors) or None
+
+
+def pip(args: Sequence[str], cwd: Path, timeout: float = 300) -> None:
+    """Run this interpreter's pip; skip the test when no package index can
+    be reached (CI can reach PyPI), fail on any other error."""
+    if importlib.util.find_spec("pip") is None:
+        pytest.skip("pip is not installed in this environment, so the peer package cannot be fetched")
+    result = run_python(["-m", "pip", "--disable-pip-version-check", "--no-input", *args], cwd, timeout)
+    if result.returncode != 0:
+        unreachable = _unreachable_indexes(result.stdout)
+        if unreachable:
+            pytest.skip("the package index cannot be reached (%s)" % unreachable)
+        raise AssertionError("pip %s failed:\n%s" % (" ".join(args), tail(result.stdout)))
+
+
+def unpack_sdist(archive: Path, target: Path) -> Path:
+    """Extract an sdist (``name-version.tar.gz``) into ``target``; its top directory."""
+    with tarfile.open(str(archive)) as sdist:
+        if hasattr(tarfile, "data_filter"):
+            sdist.extractall(str(target), filter="data")
+        else:  # Python without extraction filters; the archive comes from PyPI
+            sdist.extractall(str(target))
+    return target / archive.name[: -len(".tar.gz")]
+
+
+def junit_totals(report: Path) -> Dict[str, int]:
+    """tests/failures/errors/skipped summed over a JUnit XML report's suites."""
+    totals = dict.fromkeys(("tests", "failures", "errors", "skipped"), 0)
+    for suite in ET.parse(str(report)).getroot().iter("testsuite"):
+        for key in totals:
+            totals[key] += int(suite.get(key, 0))
+    return totals
 
 
 def tail(output: str, lines: int = 60) -> str:

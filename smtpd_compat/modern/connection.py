@@ -19,14 +19,13 @@ from typing import Any, Callable, List, Optional, Tuple, Union
 
 from ..engine.framing import CommandLine, CommandTooLong, DataChunk, DataEnd, Event, Framer
 
-__all__ = ["ConnectionAdapter"]
+__all__ = ["ConnectionAdapter", "StreamWriterView"]
 
 # Flow control: stop reading from a client that keeps sending while a hook
 # is busy, once this much unparsed input is held.
 _READ_HIGH_WATER = 1 << 20
 # Replies are flushed when this much is pending even mid-batch.
 _WRITE_FLUSH_AT = 1 << 16
-
 
 
 def _raise_malloc_mmap_threshold() -> None:
@@ -45,15 +44,40 @@ _raise_malloc_mmap_threshold()
 
 
 class StreamWriterView:
-    """The two things code written for aiosmtpd (its own tests among it) uses
-    of the ``StreamWriter`` its protocol kept as ``_writer``: ``close()``,
-    and ``transport``, which stays readable after the connection is gone.
-    The adapter closes connections through it too."""
+    """What code written for aiosmtpd uses of its ``_writer``.
+
+    ``transport`` stays readable after the connection is gone (aiosmtpd's
+    own tests read it); setting ``_transport`` hands the connection a new
+    transport, as after a subclass's ``loop.start_tls()``.  The adapter
+    closes connections through it too.
+    """
 
     def __init__(self, adapter: "ConnectionAdapter") -> None:
         self._adapter = adapter
         #: The connection's latest transport (the TLS one after STARTTLS).
         self.transport: Optional[asyncio.BaseTransport] = None
+
+    @property
+    def _transport(self) -> Optional[asyncio.BaseTransport]:
+        return self.transport
+
+    @_transport.setter
+    def _transport(self, transport: asyncio.BaseTransport) -> None:
+        self._adapter._adopt_transport(transport)
+
+    def write(self, data: bytes) -> None:
+        """Send ``data`` after any replies still queued."""
+        self._adapter._flush()
+        transport = self._adapter.transport
+        if transport is not None and not transport.is_closing():
+            transport.write(data)  # type: ignore[attr-defined]
+
+    async def drain(self) -> None:
+        await self._adapter._drain()
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        transport = self.transport
+        return default if transport is None else transport.get_extra_info(name, default)
 
     def close(self) -> None:
         transport = self._adapter.transport
@@ -117,6 +141,10 @@ class ConnectionAdapter(asyncio.Protocol):
         self._transport = transport
         if transport is not None:
             self._writer.transport = transport
+
+    def _adopt_transport(self, transport: asyncio.BaseTransport) -> None:
+        """Carry on over ``transport``, handed in through ``_writer``."""
+        self.transport = transport
 
     def _closing(self) -> bool:
         """True once the connection is closing or gone."""
@@ -293,6 +321,10 @@ class ConnectionAdapter(asyncio.Protocol):
         """Send what is queued, then forget the unparsed input: plaintext
         pipelined behind STARTTLS (CVE-2024-34083)."""
         self._flush()
+        self._drop_input()
+
+    def _drop_input(self) -> None:
+        """Forget the unparsed input."""
         self._framer.discard_buffered()
 
     def _set_command_limit(self, limit: int) -> None:

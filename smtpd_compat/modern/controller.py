@@ -10,6 +10,19 @@ Differences from aiosmtpd 1.4.6, all fixes of reported bugs:
 * Restartable: when no loop was supplied, each ``start()`` gets a fresh loop.
 * Stopping cancels only this controller's sessions and closes their
   connections; a supplied loop is left open and its other tasks untouched.
+* ``stop()`` always returns: it waits at most ``stop_timeout`` for the
+  server thread, then warns (``RuntimeWarning``) and leaves it as a daemon.
+
+Subclasses written for aiosmtpd 1.4.6 keep working, its override points with
+its contracts: ``_run(ready_event)`` runs in the thread, binds (through
+``_create_server()`` or its own ``loop.create_server(self._factory_invoker,
+...)``), sets ``server``, schedules ``ready_event.set``, runs the loop until
+``cancel_tasks()`` stops it and may close the loop; after ``ready_event``,
+``start()`` calls ``_trigger_server()`` if no ``factory()`` call has happened
+yet (ours asks the loop to call ``_factory_invoker()``, without connecting);
+``stop()`` has the loop call ``cancel_tasks()`` then joins ``_thread``.  The
+built-in ``_run()`` makes the factory itself, so ``_trigger_server()`` is
+only called after a ``_run()`` written that way.
 """
 
 from __future__ import annotations
@@ -17,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import os
+import socket
 import ssl
 import threading
 import time
@@ -107,10 +121,6 @@ class _FakeServer(asyncio.Protocol):
         transport.close()
 
 
-def _resolve(future: "asyncio.Future[None]") -> None:
-    if not future.done():
-        future.set_result(None)
-
 
 class BaseController(metaclass=ABCMeta):
     #: The SMTP instance most recently made by ``factory()``.
@@ -118,6 +128,7 @@ class BaseController(metaclass=ABCMeta):
     server: Optional[asyncio.AbstractServer] = None
     server_coro: Optional[Awaitable[asyncio.AbstractServer]] = None
     _thread_exception: Optional[BaseException] = None
+    _factory_made_eagerly = False
 
     def __init__(
         self,
@@ -193,6 +204,8 @@ class BaseController(metaclass=ABCMeta):
         """Bind, then make one protocol eagerly so a broken factory fails now."""
         self.server_coro = self._create_server()
         self.server = await self.server_coro
+        # Before ``bound``: start() must not trigger a factory call of its own.
+        self._factory_made_eagerly = True
         if bound is not None:
             bound.set()
         self._factory_invoker()
@@ -234,6 +247,7 @@ class BaseController(metaclass=ABCMeta):
     def _cleanup(self) -> None:
         """Forget per-run state so the controller can start again."""
         self._thread_exception = None
+        self._factory_made_eagerly = False
         self._factory_invoked.clear()
         self.server_coro = None
         self.server = None
@@ -254,7 +268,9 @@ class BaseThreadedController(BaseController, metaclass=ABCMeta):
     """Runs the server's loop in a daemon thread between ``start()`` and ``stop()``."""
 
     _thread: Optional[threading.Thread] = None
-    _stop_future: Optional["asyncio.Future[None]"] = None
+    #: Longest wait in ``stop()`` for the server thread to end; then it is
+    #: left running as a daemon thread, with a ``RuntimeWarning``.
+    stop_timeout: float = 10.0
 
     def __init__(
         self,
@@ -276,37 +292,33 @@ class BaseThreadedController(BaseController, metaclass=ABCMeta):
         self.ready_timeout = float(os.getenv("AIOSMTPD_CONTROLLER_TIMEOUT", ready_timeout))
 
     async def _serve(self, ready_event: threading.Event) -> None:
-        assert self._stop_future is not None
-        await self._open(ready_event)
         try:
-            await self._stop_future
+            await self._open(ready_event)
+            # Serve until cancel_tasks() stops the loop (see _run).
+            await asyncio.get_running_loop().create_future()
         finally:
             await self._close_server()
 
     def _run(self, ready_event: threading.Event) -> None:
+        """The server thread: bind and make the factory, signal ready, serve
+        until ``cancel_tasks()`` stops the loop, then close."""
         loop = self.loop
         asyncio.set_event_loop(loop)
+        serving = loop.create_task(self._serve(ready_event))
         try:
-            self._run_until_stopped(loop, ready_event)
+            try:
+                loop.run_until_complete(serving)
+            except RuntimeError:
+                if serving.done():
+                    raise
+                # The loop was stopped under us: wind the server down.
+                serving.cancel()
+                with suppress(asyncio.CancelledError):
+                    loop.run_until_complete(serving)
         except Exception as error:
             self._thread_exception = error
         finally:
-            # Wake start() whatever happened; it then reads _thread_exception.
-            ready_event.set()
-            self._factory_invoked.set()
             self._release_loop(loop)
-
-    def _run_until_stopped(self, loop: asyncio.AbstractEventLoop, ready_event: threading.Event) -> None:
-        serving = loop.create_task(self._serve(ready_event))
-        try:
-            loop.run_until_complete(serving)
-        except RuntimeError:
-            if serving.done():
-                raise
-            # cancel_tasks() stopped the loop under us: wind the server down.
-            serving.cancel()
-            with suppress(asyncio.CancelledError):
-                loop.run_until_complete(serving)
 
     def _release_loop(self, loop: asyncio.AbstractEventLoop) -> None:
         if self._owns_loop:
@@ -320,6 +332,27 @@ class BaseThreadedController(BaseController, metaclass=ABCMeta):
             loop.close()
         asyncio.set_event_loop(None)
 
+    def _thread_main(self, ready_event: threading.Event) -> None:
+        try:
+            self._run(ready_event)
+        except Exception as error:
+            if ready_event.is_set():
+                raise  # start() has returned: threading reports it
+            self._thread_exception = error
+        finally:
+            # A _run() that failed without saying so (aiosmtpd's returns
+            # early on a bind error) must not leave start() waiting it out.
+            ready_event.set()
+
+    def _trigger_server(self) -> None:
+        """Make ``factory()`` run once, so that ``start()`` reports its errors.
+
+        aiosmtpd 1.4.6 connected to its own server here, which broke
+        ``port=0`` and wildcard addresses; this asks the loop's thread to call
+        ``_factory_invoker()``.  Overrides may still connect.
+        """
+        self.loop.call_soon_threadsafe(self._factory_invoker)
+
     def start(self) -> None:
         """Start the server in a thread; return once it accepts connections."""
         if self._thread is not None and not self._thread.is_alive():
@@ -330,10 +363,12 @@ class BaseThreadedController(BaseController, metaclass=ABCMeta):
         self._renew_loop_if_closed()
         if self.loop.is_closed():
             raise RuntimeError("Event loop is closed")
-        self._stop_future = self.loop.create_future()
         ready_event = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(ready_event,), daemon=True)
+        self._thread = threading.Thread(target=self._thread_main, args=(ready_event,), daemon=True)
         self._thread.start()
+        self._wait_until_serving(ready_event)
+
+    def _wait_until_serving(self, ready_event: threading.Event) -> None:
         deadline = time.monotonic() + self.ready_timeout
         if not ready_event.wait(self.ready_timeout):
             raise TimeoutError(
@@ -341,31 +376,56 @@ class BaseThreadedController(BaseController, metaclass=ABCMeta):
                 "This might happen if the system is too busy. "
                 "Try increasing the `ready_timeout` parameter."
             )
-        if not self._factory_invoked.wait(max(0.0, deadline - time.monotonic())):
-            raise TimeoutError(
-                "SMTP server started, but not responding within allotted time. "
-                "This might happen if the system is too busy. "
-                "Try increasing the `ready_timeout` parameter."
-            )
+        if self._thread_exception is None:
+            if not self._factory_made_eagerly:
+                # A _run() in aiosmtpd's style binds without making a protocol.
+                with suppress(socket.timeout):
+                    self._trigger_server()
+            if not self._factory_invoked.wait(max(0.0, deadline - time.monotonic())):
+                raise TimeoutError(
+                    "SMTP server started, but not responding within allotted time. "
+                    "This might happen if the system is too busy. "
+                    "Try increasing the `ready_timeout` parameter."
+                )
         if self._thread_exception is not None:
-            self._thread.join()
+            # An aiosmtpd-style _run() still serves after a factory error.
+            self._end_thread()
             raise self._thread_exception
         if self.smtpd is None:
             raise RuntimeError("Unknown Error, failed to init SMTP server")
 
+    def _end_thread(self) -> None:
+        """Have the loop call ``cancel_tasks()``, then wait for the thread,
+        at most ``stop_timeout``: a ``_run()`` that never returns is warned
+        about and left behind as the daemon thread it is."""
+        thread = self._thread
+        if thread is None or not thread.is_alive():
+            return
+        def cancel_in_server_thread() -> None:
+            # Should the thread end first, a supplied loop keeps this
+            # callback; it must not stop the loop's next user.
+            if threading.current_thread() is thread:
+                self.cancel_tasks()
+
+        loop = self._loop
+        if loop is not None:
+            with suppress(RuntimeError):  # closed: the thread is ending anyway
+                loop.call_soon_threadsafe(cancel_in_server_thread)
+        thread.join(self.stop_timeout)
+        if thread.is_alive():
+            warn(
+                f"the SMTP server thread {thread.name!r} did not end within "
+                f"{self.stop_timeout:g} s of being asked to stop (does an overridden "
+                "_run() or cancel_tasks() ignore it?); it is left running as a daemon thread",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+
     def stop(self, no_assert: bool = False) -> None:
         """Close the listener and all sessions, and end the thread."""
         assert no_assert or self._thread is not None, "SMTP daemon not running"
-        thread = self._thread
-        if thread is not None:
-            future = self._stop_future
-            if future is not None:
-                # Fails only once the thread has closed its loop on its own.
-                with suppress(RuntimeError):
-                    future.get_loop().call_soon_threadsafe(_resolve, future)
-            thread.join()
-            self._thread = None
-        self._stop_future = None
+        self._end_thread()
+        self._thread = None
         self._cleanup()
 
     def __enter__(self: _ThreadedT) -> _ThreadedT:
@@ -476,6 +536,12 @@ class InetMixin(BaseController, metaclass=ABCMeta):
         super().__init__(handler, loop, **kwargs)
         self.hostname = get_localhost() if hostname is None else hostname
         self.port = port
+
+    @property
+    def _localhost(self) -> str:
+        # aiosmtpd's attribute: self-connecting _trigger_server() overrides
+        # copied from it connect to ``self.hostname or self._localhost``.
+        return get_localhost()
 
     def _create_server(self) -> Awaitable[asyncio.AbstractServer]:
         return self._bind_inet()

@@ -228,12 +228,6 @@ class SMTPProtocol(ConnectionAdapter):
         """TLS is up, by STARTTLS or implicitly (SMTPS)."""
         return self._tls_started or self._smtps
 
-    @property
-    def _tls_protocol(self) -> Optional[object]:
-        # aiosmtpd exposed its private SSLProtocol here; tests only ask
-        # whether it is set.
-        return self.transport if self._tls_started else None
-
     # -- what the adapter calls ------------------------------------------
 
     def _connected(self, transport: asyncio.BaseTransport) -> None:
@@ -269,6 +263,22 @@ class SMTPProtocol(ConnectionAdapter):
         counts[host] += 1
         self._counted_as = host
         return True
+
+    def _tls_established(self, tls_transport: asyncio.BaseTransport) -> None:
+        """TLS is up (our STARTTLS or a subclass's): what the client said
+        in the clear is forgotten (RFC 3207 4.2)."""
+        self.transport = tls_transport
+        self._tls_started = True
+        plain = self.session
+        self._set_rset_state()
+        self.session = self._create_session()
+        if plain is not None:
+            # The connection's origin (PROXY header included) is unchanged.
+            self.session.peer = plain.peer
+            self.session.proxy_data = plain.proxy_data
+        self.session.ssl = ssl_info(tls_transport)
+        hook = self._handle_hooks.get("STARTTLS")
+        self._tls_handshake_okay = True if hook is None else bool(hook(self, self.session, self.envelope))
 
     def _input_ended(self) -> bool:
         assert self.session is not None

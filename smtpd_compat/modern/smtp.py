@@ -48,12 +48,13 @@ from .protocol import BOGUS_LIMIT as BOGUS_LIMIT
 from .protocol import CALL_LIMIT_DEFAULT as CALL_LIMIT_DEFAULT
 from .protocol import DATA_SIZE_DEFAULT as DATA_SIZE_DEFAULT
 from .protocol import TLSSetupException as TLSSetupException
-from .protocol import log, ssl_info
+from .protocol import log
 from .protocol import sanitize as sanitize
 from .protocol import sanitized_log as sanitized_log
 from .protocol import __ident__ as __ident__
 from .protocol import make_loop as make_loop
 from .session import _Missing as _Missing
+from .streams import AiosmtpdStreams
 
 __all__ = [
     "AuthCallbackType",
@@ -72,7 +73,7 @@ __all__ = [
 ]
 
 
-class SMTP(AuthMixin):
+class SMTP(AiosmtpdStreams, AuthMixin):
     """One SMTP connection: create one per client (a protocol factory)."""
 
     #: Longest DATA line, CRLF included (RFC 5321 4.5.3.1.6 plus one dot).
@@ -280,18 +281,7 @@ class SMTP(AuthMixin):
         # No second discard here: the plaintext transport stopped feeding us
         # when start_tls() began, and whatever arrived since came over TLS
         # (the command sent with the handshake's last flight, for one).
-        self.transport = tls_transport
-        self._tls_started = True
-        plain = self.session
-        self._set_rset_state()
-        self.session = self._create_session()
-        if plain is not None:
-            # The connection's origin (PROXY header included) is unchanged.
-            self.session.peer = plain.peer
-            self.session.proxy_data = plain.proxy_data
-        self.session.ssl = ssl_info(tls_transport)
-        hook = self._handle_hooks.get("STARTTLS")
-        self._tls_handshake_okay = True if hook is None else bool(hook(self, self.session, self.envelope))
+        self._tls_established(tls_transport)
 
     @syntax("HELP [command]")
     async def smtp_HELP(self, arg: Optional[str]) -> None:
