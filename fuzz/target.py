@@ -14,13 +14,19 @@ points derived from the header, and asserts the engine's invariants:
 * a message's content never contains the end-of-data marker, and its
   DataEnd flags (size, bare newline, line too long) agree with the bytes
   (a message refused for a long line hands out an unspecified prefix);
-* ``unstuff`` and ``normalize_newlines`` agree with line-by-line versions.
+* ``unstuff`` and ``normalize_newlines`` agree with line-by-line versions;
+* after ``BDAT <size>`` exactly ``size`` bytes come out as DataChunks (none
+  when the header discards the chunk), closed by a ChunkEnd of that size,
+  and the framer holds nothing between events; a size ``parse_bdat`` cannot
+  read ends the run, as it ends the connection.
 
 With header bit 0x80 the input also runs through a whole modern ``SMTP``
 protocol instance on a fake transport, whole and split: every reply line is
 ``NNN`` + text with no control character, both runs answer byte for byte
 the same, no exception reaches ``handle_exception``, and a message with a
 bare newline is never delivered unchanged unless the policy says "accept".
+Header bit 0x80 of the third byte offers CHUNKING there (and discards BDAT
+chunks in the framer run).
 
 ``check_one`` needs no atheris, so tests replay the committed corpus; run
 ``python fuzz/run.py --minutes N`` to fuzz.
@@ -38,8 +44,10 @@ from typing import Any, List, NamedTuple, Optional, Tuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from smtpd_compat.engine import chunking  # noqa: E402
 from smtpd_compat.engine.framing import (  # noqa: E402
     BARE_NEWLINE_POLICIES,
+    ChunkEnd,
     CommandLine,
     CommandTooLong,
     DataChunk,
@@ -65,7 +73,7 @@ LINE_LIMITS: Tuple[Optional[int], ...] = (None, 12, 100, 1001)
 # Byte-by-byte replay is quadratic in Python; beyond this only random splits.
 BYTEWISE_MAX = 2048
 END_OF_DATA = b"\r\n.\r\n"
-EVENT_TYPES = (CommandLine, CommandTooLong, DataChunk, DataEnd)
+EVENT_TYPES = (CommandLine, CommandTooLong, DataChunk, DataEnd, ChunkEnd)
 CONTROL = re.compile(rb"[\x00-\x1f\x7f]")
 REPLY_LINE = re.compile(rb"\A[2-5]\d\d(?:[ -][^\x00-\x1f\x7f]*)?\Z")
 
@@ -81,6 +89,7 @@ class Config(NamedTuple):
     decode_data: bool
     call_limit: bool
     auth_plaintext: bool
+    chunking: bool
 
 
 def parse_header(header: bytes) -> Config:
@@ -96,6 +105,7 @@ def parse_header(header: bytes) -> Config:
         decode_data=bool(h[2] & 0x10),
         call_limit=bool(h[2] & 0x20),
         auth_plaintext=bool(h[2] & 0x40),
+        chunking=bool(h[2] & 0x80),
     )
 
 
@@ -169,13 +179,16 @@ def run_framer(pieces: List[bytes], config: Config, grammar: bool = True) -> Lis
     ``grammar``: also run the grammar checks (once per input is enough)."""
     framer = Framer(config.command_limit)
     events: List[Event] = []
+    # A DataChunk last in ``events`` belongs to the BDAT chunk being read.
+    framer_chunk_open = False
     for piece in pieces:
         framer.feed(piece)
         while True:
             event = framer.next_event()
             if event is None:
                 held = framer.buffered
-                assert held <= (5 if framer.in_data else config.command_limit + 1), (held, framer.in_data)
+                most = 0 if framer.in_chunk else 5 if framer.in_data else config.command_limit + 1
+                assert held <= most, (held, framer.in_data, framer.in_chunk)
                 break
             assert type(event) in EVENT_TYPES, event
             if type(event) is DataChunk:
@@ -183,6 +196,18 @@ def run_framer(pieces: List[bytes], config: Config, grammar: bool = True) -> Lis
                 if events and type(events[-1]) is DataChunk:
                     event = DataChunk(events[-1].data + event.data)
                     events.pop()
+                events.append(event)
+                continue
+            if type(event) is ChunkEnd:
+                last = events[-1] if events else None
+                content = last.data if isinstance(last, DataChunk) and framer_chunk_open else b""
+                if content:
+                    events.pop()
+                assert event.discarded == config.chunking and len(content) == (0 if event.discarded else event.size)
+                assert not framer.in_chunk
+                framer_chunk_open = False
+                if content:
+                    events.append(DataChunk(content))
                 events.append(event)
                 continue
             if type(event) is DataEnd:
@@ -202,7 +227,7 @@ def run_framer(pieces: List[bytes], config: Config, grammar: bool = True) -> Lis
                 assert not framer.in_data
                 events.append(event)
                 continue
-            assert not framer.in_data
+            assert not framer.in_data and not framer.in_chunk
             events.append(event)
             if type(event) is CommandTooLong:
                 assert len(event.prefix) == config.command_limit + 1, event
@@ -218,6 +243,13 @@ def run_framer(pieces: List[bytes], config: Config, grammar: bool = True) -> Lis
                 framer.discard_buffered()
                 assert framer.buffered == 0 and framer.next_event() is None
                 return events
+            elif verb == b"BDAT":
+                try:
+                    size = chunking.payload_size(event.line)
+                except chunking.SizeUnknown:
+                    return events  # the connection closes
+                framer.start_chunk(size, config.chunking)
+                framer_chunk_open = True
     if framer.in_data and framer._line_too_long and events and type(events[-1]) is DataChunk:
         events.pop()  # an unfinished message, already refused (see above)
     return events
@@ -287,6 +319,7 @@ async def _session(pieces: List[bytes], config: Config) -> Tuple[bytes, List[byt
         decode_data=config.decode_data,
         auth_require_tls=not config.auth_plaintext,
         command_call_limit=3 if config.call_limit else None,
+        enable_CHUNKING=config.chunking,
         loop=loop,
     )
     server.bare_newline = config.bare_newline
@@ -339,7 +372,8 @@ def run_protocol(pieces: List[bytes], config: Config) -> Tuple[bytes, List[bytes
         mail_log.propagate = saved[1]
     assert not _errors.records, [r.getMessage() for r in _errors.records] + [str(r.exc_info) for r in _errors.records]
     check_replies(written)
-    assert len(delivered) <= written.count(b"354 "), (len(delivered), written)
+    if not config.chunking:
+        assert len(delivered) <= written.count(b"354 "), (len(delivered), written)
     if config.bare_newline != "accept":
         for message in delivered:
             assert not has_bare_newline(message), message

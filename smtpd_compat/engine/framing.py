@@ -15,6 +15,12 @@ Safety rules enforced here, whatever the face:
   discarded as it arrives, keeping at most one received chunk plus a short
   tail, even when the client never sends a newline.
 
+BDAT chunks (RFC 3030) are counted, not scanned: after ``start_chunk(size)``
+the next ``size`` bytes are message data whatever they hold (no dot-stuffing,
+no end marker), handed out as they arrive and closed by a ``ChunkEnd``.  A
+refused chunk is still read to its end and dropped, so its payload is never
+parsed as commands.
+
 DATA is handled in bulk: each received chunk is scanned for the terminator
 with ``bytes.find`` and checked for line length and bare newlines with
 C-level ``split``/``count`` calls; there is no Python loop per line.
@@ -28,6 +34,8 @@ from typing import NamedTuple, Optional, Union
 __all__ = [
     "BARE_NEWLINE_POLICIES",
     "BARE_NEWLINE_REFUSAL",
+    "ChunkEnd",
+    "Unstuffer",
     "CommandLine",
     "CommandTooLong",
     "DataChunk",
@@ -35,6 +43,7 @@ __all__ = [
     "Event",
     "Framer",
     "bare_newline_action",
+    "bare_newline_applied",
     "normalize_newlines",
     "unstuff",
 ]
@@ -62,10 +71,12 @@ class CommandTooLong(NamedTuple):
 
 
 class DataChunk(NamedTuple):
-    """Raw message bytes, still dot-stuffed, in arrival order.
+    """Raw message bytes, in arrival order.
 
-    The chunks of one message join to what the client sent between the DATA
-    command's CRLF and the final ``.<CR><LF>``: every line keeps its CRLF.
+    After DATA they are still dot-stuffed: the chunks of one message join to
+    what the client sent between the DATA command's CRLF and the final
+    ``.<CR><LF>``, every line keeping its CRLF.  Inside a BDAT chunk they are
+    the message's own bytes.
     """
 
     data: bytes
@@ -80,7 +91,15 @@ class DataEnd(NamedTuple):
     bare_newline: bool
 
 
-Event = Union[CommandLine, CommandTooLong, DataChunk, DataEnd]
+class ChunkEnd(NamedTuple):
+    """The last byte of a BDAT chunk arrived; the framer is in command mode
+    again.  ``size`` bytes were read; none was handed out if ``discarded``."""
+
+    size: int
+    discarded: bool
+
+
+Event = Union[CommandLine, CommandTooLong, DataChunk, DataEnd, ChunkEnd]
 
 
 #: What a server may do with a bare CR or LF inside message content (like
@@ -102,6 +121,18 @@ def bare_newline_action(policy: str, end: DataEnd) -> str:
     return "accept"
 
 
+def bare_newline_applied(policy: str, content: bytes) -> Optional[bytes]:
+    """A whole message received without ``DataEnd`` flags (BDAT) under
+    ``policy``: ``content``, normalized under "normalize", or None when
+    "reject" refuses it (``BARE_NEWLINE_REFUSAL``)."""
+    if policy not in BARE_NEWLINE_POLICIES:
+        raise ValueError(f"bare_newline must be one of {BARE_NEWLINE_POLICIES}")
+    pairs = content.count(CRLF)
+    if policy == "accept" or (content.count(b"\n") == pairs and content.count(b"\r") == pairs):
+        return content
+    return normalize_newlines(content) if policy == "normalize" else None
+
+
 def normalize_newlines(content: bytes) -> bytes:
     """``content`` with every bare CR or LF turned into CRLF."""
     return _ANY_NEWLINE.sub(b"\r\n", content)
@@ -113,6 +144,24 @@ def unstuff(content: bytes) -> bytes:
     if out[:1] == b".":
         return out[1:]
     return out
+
+
+class Unstuffer:
+    """``unstuff`` for a message handed out in ``DataChunk``s, one at a time,
+    so a streaming consumer never holds the whole message.  (The framer
+    never ends a chunk between a CR and its LF.)"""
+
+    __slots__ = ("_line_start",)
+
+    def __init__(self) -> None:
+        self._line_start = True
+
+    def feed(self, chunk: bytes) -> bytes:
+        if not chunk:
+            return chunk
+        out = chunk[1:] if self._line_start and chunk[:1] == b"." else chunk
+        self._line_start = chunk.endswith(b"\r\n")
+        return out.replace(b"\r\n.", b"\r\n")
 
 
 class Framer:
@@ -133,6 +182,9 @@ class Framer:
         "_too_large",
         "_line_too_long",
         "_bare_newline",
+        "_chunk_left",
+        "_chunk_size",
+        "_chunk_discard",
     )
 
     def __init__(self, command_limit: int = 512) -> None:
@@ -153,6 +205,10 @@ class Framer:
         self._too_large = False
         self._line_too_long = False
         self._bare_newline = False
+        # Bytes of the current BDAT chunk still to come; -1: no chunk.
+        self._chunk_left = -1
+        self._chunk_size = 0
+        self._chunk_discard = False
 
     # -- input ---------------------------------------------------------
 
@@ -168,6 +224,11 @@ class Framer:
     @property
     def in_data(self) -> bool:
         return self._in_data
+
+    @property
+    def in_chunk(self) -> bool:
+        """A BDAT chunk is being read."""
+        return self._chunk_left >= 0
 
     def discard_buffered(self) -> int:
         """Forget every byte not yet parsed, e.g. plaintext pipelined behind
@@ -205,13 +266,43 @@ class Framer:
         self._bare_newline = False
         self._scan = 0
 
+    def start_chunk(self, size: int, discard: bool = False) -> None:
+        """Treat the next ``size`` bytes as one BDAT chunk: ``DataChunk``s
+        (none when ``discard``) then ``ChunkEnd``."""
+        if size < 0:
+            raise ValueError("a chunk has no negative size")
+        self._chunk_left = size
+        self._chunk_size = size
+        self._chunk_discard = discard
+        self._scan = 0
+        self._skip_prefix = None
+
     # -- output --------------------------------------------------------
 
     def next_event(self) -> Optional[Event]:
         """Parse one event from the buffer, or return None for "need more"."""
+        if self._chunk_left >= 0:
+            return self._next_chunk_event()
         if self._in_data:
             return self._next_data_event()
         return self._next_command()
+
+    def _next_chunk_event(self) -> Optional[Event]:
+        left = self._chunk_left
+        if not left:
+            self._chunk_left = -1
+            return ChunkEnd(self._chunk_size, self._chunk_discard)
+        buf = self._buf
+        if not buf:
+            return None
+        taken = min(left, len(buf))
+        self._chunk_left = left - taken
+        if self._chunk_discard:
+            del buf[:taken]
+            return self._next_chunk_event()
+        chunk = bytes(buf[:taken])
+        del buf[:taken]
+        return DataChunk(chunk)
 
     def _next_command(self) -> Optional[Event]:
         buf = self._buf

@@ -33,7 +33,7 @@ _CONTROL = {c: "?" for c in (*range(0x20), 0x7F)}
 # The stdlib parser costs ~50 microseconds a path.  Nearly every real path
 # is a plain dot-atom "local@domain", for which this gives the very same
 # result; anything else (quotes, comments, literals, routes, UTF-8) takes
-# the full parser.  tests/modern/test_engine.py checks the two agree.
+# the full parser.  tests/engine/test_framing_grammar.py checks the two agree.
 _ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
 _PLAIN_PATH = re.compile(
     rf"[ \t]*(<)?({_ATOM}(?:\.{_ATOM})*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*)"

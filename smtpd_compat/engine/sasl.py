@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import binascii
 from base64 import b64decode, b64encode
-from typing import Any, Callable, Dict, Generator, List, NamedTuple, Optional
+from typing import Any, Callable, Container, Dict, Generator, List, NamedTuple, Optional
 
 __all__ = [
     "ABORTED",
@@ -31,9 +31,11 @@ __all__ = [
     "LoginPassword",
     "MECHANISMS",
     "NOT_ENOUGH_VALUE",
+    "NOT_ESMTP",
     "SaslFailure",
     "TOO_MANY_VALUES",
     "UNRECOGNIZED_MECHANISM",
+    "auth_arguments",
     "challenge_line",
     "decode_initial",
     "decode_response",
@@ -57,6 +59,8 @@ NOT_ENOUGH_VALUE = "501 Not enough value"
 TOO_MANY_VALUES = "501 Too many values"
 UNRECOGNIZED_MECHANISM = "504 5.5.4 Unrecognized authentication type"
 AUTH_REQUIRED = "530 5.7.0 Authentication required"
+#: AUTH after HELO: only ESMTP has it.
+NOT_ESMTP = "500 Error: command 'AUTH' not recognized"
 
 LOGIN_USERNAME_CHALLENGE = "User Name\x00"
 LOGIN_PASSWORD_CHALLENGE = "Password\x00"
@@ -134,8 +138,9 @@ def decode_response(line: bytes) -> bytes:
 
 
 def decode_initial(response: str) -> bytes:
-    """The initial response given on the AUTH line itself."""
-    return _b64(response.encode())
+    """The initial response given on the AUTH line itself (undecodable
+    bytes kept as surrogates under SMTPUTF8 are simply not base64)."""
+    return _b64(response.encode("utf-8", "surrogateescape"))
 
 
 def _b64(blob: bytes) -> bytes:
@@ -170,6 +175,34 @@ def login(
 
 #: The built-in mechanisms by name: each takes the decoded initial response.
 MECHANISMS: Dict[str, Callable[[Optional[bytes]], Conversation]] = {"LOGIN": login, "PLAIN": plain}
+
+
+def auth_arguments(
+    arg: Optional[str],
+    *,
+    extended: bool,
+    require_tls: bool,
+    tls_active: bool,
+    authenticated: bool,
+    mechanisms: Container[str],
+) -> List[str]:
+    """Vet an ``AUTH <mechanism> [<initial-response>]`` command (after the
+    greeting check) and return its words; raises ``SaslFailure`` with the
+    reply refusing it.  The gates and their order are both faces'."""
+    if not extended:
+        raise SaslFailure(NOT_ESMTP)
+    if require_tls and not tls_active:
+        raise SaslFailure(ENCRYPTION_REQUIRED)
+    if authenticated:
+        raise SaslFailure(ALREADY_AUTHENTICATED)
+    if not arg:
+        raise SaslFailure(NOT_ENOUGH_VALUE)
+    args = arg.split()
+    if len(args) > 2:
+        raise SaslFailure(TOO_MANY_VALUES)
+    if args[0] not in mechanisms:
+        raise SaslFailure(UNRECOGNIZED_MECHANISM)
+    return args
 
 
 def initial_response(args: List[str]) -> Optional[bytes]:

@@ -5,28 +5,29 @@
    ``process_message`` with exactly the arguments stdlib smtpd passed.
 2. Modern hooks (``handle_MAIL``, ``handle_RCPT``, ``handle_DATA`` ...;
    plain functions or coroutines) defined on an ``SMTPServer`` subclass are
-   honoured by the legacy channel.  They receive the modern ``Session`` and
-   ``Envelope`` classes, filled from the channel's state before the call and
-   copied back after it, and a ``server`` object with ``push()``.  A hook
+   honoured by the legacy channel.  They receive a modern ``Session`` and
+   ``Envelope`` whose fields are views of the channel's stdlib attributes
+   (``seen_greeting``, ``mailfrom``, ``rcpttos`` ...: one copy of the state),
+   and a ``server`` object with ``push()``.  A hook
    runs where stdlib smtpd would accept the command, and its return value
    replaces smtpd's success reply.
 """
 
 from __future__ import annotations
 
-import atexit
 import inspect
 import threading
+import weakref
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Dict, List, Optional, TypeVar, Union
 
 from smtpd_compat import asynchat
+from smtpd_compat.common.hooks import ehlo_hook_version
+from smtpd_compat.common.session import Envelope, Session
 
 if TYPE_CHECKING:
     import asyncio
-
-    from smtpd_compat.modern.smtp import Envelope, Session
-# asyncio and the modern face are imported only once a hook is used:
-# `import smtpd_compat` stays about as quick as `import smtpd` was.
+# asyncio is imported only once a coroutine hook runs: `import smtpd_compat`
+# stays about as quick as `import smtpd` was.
 
 __all__ = [
     "NOT_UTF8_REPLY",
@@ -36,7 +37,6 @@ __all__ = [
     "find_hook",
     "handle_DATA_via_process_message",
     "legacy_data",
-    "resolve",
 ]
 
 T = TypeVar("T")
@@ -83,8 +83,6 @@ async def handle_DATA_via_process_message(self: Any, server: Any, session: Sessi
 
 def ehlo_hook_is_old(hook: Callable[..., Any]) -> bool:
     """True for the deprecated 4-argument ``handle_EHLO``."""
-    from smtpd_compat.modern.hooks import ehlo_hook_version
-
     return ehlo_hook_version(hook) == "old"
 
 
@@ -99,45 +97,93 @@ def find_hook(server: Any, verb: str) -> Optional[Callable[..., Any]]:
     return hook
 
 
-# -- running coroutine hooks from the (synchronous) asyncore world --------------------
-
-_hook_loop: Optional["asyncio.AbstractEventLoop"] = None
-# Re-entrant: a hook may (indirectly) resolve another hook's coroutine.
-_hook_loop_lock = threading.RLock()
+# -- the hook's view of a channel ------------------------------------------------------
 
 
-def hook_loop() -> asyncio.AbstractEventLoop:
-    """The event loop coroutine hooks run on (also ``Session.loop``)."""
-    import asyncio
+class _View:
+    """An attribute of a Session/Envelope that is a channel's attribute: the
+    channel keeps the one copy, so stdlib code (and subclasses) reading or
+    assigning ``mailfrom``, ``rcpttos``... and hooks see the same state."""
 
-    global _hook_loop
-    with _hook_loop_lock:
-        if _hook_loop is None or _hook_loop.is_closed():
-            _hook_loop = asyncio.new_event_loop()
-            atexit.register(_hook_loop.close)
-        return _hook_loop
+    def __init__(self, name: str, default: Any = None, empty: Any = None) -> None:
+        self.name = name
+        self.default = default  # for attributes smtpd sets late (mail_options)
+        self.empty = empty  # seen_greeting's "" is host_name's None
+
+    def __get__(self, view: Any, owner: Any = None) -> Any:
+        channel = view._channel
+        if self.default is not None and not hasattr(channel, self.name):
+            setattr(channel, self.name, self.default())
+        value = getattr(channel, self.name)
+        return None if self.empty is not None and value == self.empty else value
+
+    def __set__(self, view: Any, value: Any) -> None:
+        setattr(view._channel, self.name, self.empty if value is None and self.empty is not None else value)
 
 
-async def _awaited(awaitable: Awaitable[T]) -> T:
-    return await awaitable
+class _ExtensionView:
+    """A Session attribute kept by the channel's TLS/AUTH state, when the
+    server turned those on; a plain attribute otherwise."""
+
+    def __init__(self, name: str, default: Any) -> None:
+        self.name = name
+        self.default = default
+
+    def __get__(self, view: Any, owner: Any = None) -> Any:
+        ext = view._channel._extensions()
+        if ext is not None:
+            return getattr(ext, self.name)
+        return view.__dict__.get(self.name, self.default)
+
+    def __set__(self, view: Any, value: Any) -> None:
+        ext = view._channel._extensions()
+        if ext is not None:
+            setattr(ext, self.name, value)
+        else:
+            view.__dict__[self.name] = value
 
 
-def resolve(result: Any) -> Any:
-    """``result``, or what it evaluates to when it is awaitable."""
-    if not inspect.isawaitable(result):
-        return result
-    import asyncio
-    from concurrent.futures import ThreadPoolExecutor
+class ChannelSession(Session):
+    """The modern ``Session`` over a legacy channel (no copy of its state)."""
 
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        loop = hook_loop()
-        with _hook_loop_lock:
-            return loop.run_until_complete(_awaited(result))
-    # Called from inside a running loop (this thread's): use a fresh one elsewhere.
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, _awaited(result)).result()
+    peer = _View("peer")
+    host_name = _View("seen_greeting", empty="")
+    extended_smtp = _View("extended_smtp")
+    authenticated = _ExtensionView("authenticated", None)
+    auth_data = _ExtensionView("auth_data", None)
+    ssl = _ExtensionView("ssl", None)
+
+    def __init__(self, channel: Any, hooks: "HookContext") -> None:
+        # Not Session.__init__: it would reset the channel's state.
+        self._channel = channel
+        self._hooks = hooks
+        self.proxy_data = None
+        self._login_data = None
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The channel's own loop, made on first use (see ``HookContext``)."""
+        return self._hooks.loop()
+
+    @loop.setter
+    def loop(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._hooks.use_loop(loop)
+
+
+class ChannelEnvelope(Envelope):
+    """The modern ``Envelope`` over a legacy channel's transaction."""
+
+    mail_from = _View("mailfrom")
+    rcpt_tos = _View("rcpttos")
+    mail_options = _View("mail_options", default=list)
+    rcpt_options = _View("rcpt_options", default=list)
+    smtp_utf8 = _View("require_SMTPUTF8")
+
+    def __init__(self, channel: Any) -> None:
+        # Not Envelope.__init__: it would reset the channel's transaction.
+        self._channel = channel
+        self.content: Union[None, bytes, str] = None
+        self.original_content: Optional[bytes] = None
 
 
 class ChannelServer:
@@ -163,26 +209,53 @@ class ChannelServer:
             asynchat.async_chat.push(self.channel, status + b"\r\n")
 
 
+async def _awaited(awaitable: Awaitable[T]) -> T:
+    return await awaitable
+
+
 class HookContext:
-    """A channel's ``Session`` and ``Envelope``, synchronised around each hook call."""
+    """A channel's hooks: its ``server``, ``Session`` and ``Envelope`` views,
+    and the event loop its coroutine hooks run on.
+
+    The loop is the channel's own, made when first needed and closed with
+    the channel: a hook that blocks or keeps state on its loop affects no
+    other connection, and no lock is shared between server threads.
+    """
 
     def __init__(self, channel: Any) -> None:
-        from smtpd_compat.modern.smtp import Envelope, Session
-
-        self._new_envelope = Envelope
-        self._new_session = Session
         self.channel = channel
         self.server = ChannelServer(channel)
-        self.session = Session(hook_loop())
-        self.envelope = Envelope()
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
+        self.session = ChannelSession(channel, self)
+        self.envelope = ChannelEnvelope(channel)
+
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """This channel's event loop (also ``session.loop``)."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            import asyncio
+
+            loop = self._loop = asyncio.new_event_loop()
+            weakref.finalize(self, loop.close)
+        return loop
+
+    def use_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Run this channel's coroutine hooks on ``loop`` (not closed here)."""
+        self.close()
+        self._loop = loop
+
+    def close(self) -> None:
+        loop = self._loop
+        if loop is not None and not loop.is_running():  # (a hook closing its own channel)
+            loop.close()
 
     def new_session(self) -> None:
         """A fresh session, as the modern server makes one after STARTTLS."""
-        self.session = self._new_session(hook_loop())
+        self.session = ChannelSession(self.channel, self)
 
     def new_transaction(self) -> None:
         """A fresh envelope, as the modern server makes one after RSET, HELO/EHLO and DATA."""
-        self.envelope = self._new_envelope()
+        self.envelope = ChannelEnvelope(self.channel)
 
     def set_content(self, unstuffed: bytes, decode: bool) -> None:
         """Fill ``content``/``original_content`` as the modern server does
@@ -192,29 +265,36 @@ class HookContext:
         self.envelope.content = original.decode("utf-8") if decode else original
 
     def call(self, hook: Callable[..., Any], *args: Any) -> Any:
-        channel, session, envelope = self.channel, self.session, self.envelope
-        session.peer = channel.peer
-        session.host_name = channel.seen_greeting or None
-        session.extended_smtp = channel.extended_smtp
-        ext = channel._extensions()
-        if ext is not None:
-            session.authenticated = ext.authenticated
-            session.auth_data = ext.auth_data
-            session.ssl = ext.ssl
-        envelope.mail_from = channel.mailfrom
-        envelope.rcpt_tos = channel.rcpttos
-        envelope.mail_options = getattr(channel, "mail_options", [])
-        envelope.rcpt_options = getattr(channel, "rcpt_options", [])
-        envelope.smtp_utf8 = channel.require_SMTPUTF8
+        return self.resolve(hook(self.server, self.session, self.envelope, *args))
+
+    def resolve(self, result: Any) -> Any:
+        """``result``, or what it evaluates to when it is awaitable."""
+        if not inspect.isawaitable(result):
+            return result
+        import asyncio
+
+        loop = self.loop()
         try:
-            return resolve(hook(self.server, session, envelope, *args))
-        finally:
-            channel.seen_greeting = session.host_name or ""
-            channel.mailfrom = envelope.mail_from
-            channel.rcpttos = envelope.rcpt_tos
-            channel.mail_options = envelope.mail_options
-            channel.rcpt_options = envelope.rcpt_options
-            channel.require_SMTPUTF8 = envelope.smtp_utf8
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return loop.run_until_complete(_awaited(result))
+        # The asyncore loop runs inside a coroutine of this thread's event
+        # loop: this channel's loop can only run in another thread.
+        outcome: List[Any] = []
+
+        def run() -> None:
+            try:
+                outcome.append((True, loop.run_until_complete(_awaited(result))))
+            except BaseException as error:  # re-raised in the channel's thread
+                outcome.append((False, error))
+
+        worker = threading.Thread(target=run, name="smtpd_compat hook")
+        worker.start()
+        worker.join()
+        ok, value = outcome[0]
+        if not ok:
+            raise value
+        return value
 
     def status(self, hook: Callable[..., Any], *args: Any) -> str:
         """Call a hook that returns a reply; ``None`` means ``"250 OK"``."""

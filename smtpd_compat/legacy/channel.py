@@ -13,7 +13,6 @@ import codecs
 import collections
 import errno
 import socket
-import warnings
 from typing import Any, Callable, DefaultDict, Dict, List, Optional, Tuple, Union
 
 from smtpd_compat import asynchat
@@ -25,11 +24,20 @@ from smtpd_compat.engine.framing import (
     normalize_newlines,
     unstuff,
 )
+from smtpd_compat.engine import esmtp, replies
 from smtpd_compat.engine.grammar import BadCommand, get_address, parse_params, printable, split_command, strip_keyword
-from smtpd_compat.legacy import bridge
-from smtpd_compat.legacy.extensions import Extensions, settings_of
+from smtpd_compat.engine.replies import STDLIB
+from smtpd_compat.legacy import bridge, opt_in, session_hooks
+from smtpd_compat.legacy.extensions import Credentials, Extensions, settings_of
 from smtpd_compat.legacy.framed import DATA_TERMINATOR, LINE_TERMINATOR, FramedChat
-from smtpd_compat.legacy.names import DATA_SIZE_DEFAULT, check_data_options, debug, debugging, package
+from smtpd_compat.legacy.names import (
+    DATA_SIZE_DEFAULT,
+    check_data_options,
+    debug,
+    debugging,
+    install_deprecated_aliases,
+    package,
+)
 
 __all__ = ["SMTPChannel"]
 
@@ -60,7 +68,7 @@ def _well_formed(line: bytes) -> bool:
     return True
 
 
-class SMTPChannel(FramedChat):
+class SMTPChannel(opt_in.OptInChannel, FramedChat):
     COMMAND = 0
     DATA = 1
 
@@ -74,6 +82,12 @@ class SMTPChannel(FramedChat):
     #: (550, nothing delivered), as the modern face's ``SMTP.bare_newline``.
     bare_newline = "accept"
 
+    #: Unrecognised commands one connection may send; the last of them is
+    #: answered "421 Error: too many unrecognized commands" and the
+    #: connection closes (Postfix's smtpd_junk_command_limit; stdlib smtpd
+    #: answered any number).  0: no limit.
+    junk_command_limit = STDLIB.junk_limit
+
     # Set by smtp_MAIL / smtp_RCPT, as in the stdlib (not before).
     mail_options: List[str]
     rcpt_options: List[str]
@@ -85,13 +99,12 @@ class SMTPChannel(FramedChat):
     # TLS and AUTH, when the server turned them on (see extensions).
     _ext: Optional[Extensions] = None
     _ext_read = False
+    _junk: Optional[esmtp.JunkBudget] = None
 
     @property
     def max_command_size_limit(self) -> int:
-        try:
-            return max(self.command_size_limits.values())
-        except ValueError:
-            return self.command_size_limit
+        limits = self.command_size_limits
+        return max(limits.values()) if limits else self.command_size_limit
 
     def __init__(
         self,
@@ -146,6 +159,12 @@ class SMTPChannel(FramedChat):
         ext = self._extensions()
         if ext is not None:
             ext.connected()
+        self._disconnect_ran = False
+        refusal = session_hooks.connect_refusal(self)
+        if refusal is not None:
+            self.push(refusal)
+            self.close_when_done()
+            return
         self.push("220 %s %s" % (self.fqdn, package().__version__))
 
     def _fresh_command_size_limits(self) -> DefaultDict[str, int]:
@@ -176,7 +195,11 @@ class SMTPChannel(FramedChat):
     def handle_tls_established(self) -> None:
         ext = self._extensions()
         assert ext is not None  # only extensions start TLS
-        ext.tls_established()
+        if ext.tls_established():
+            self._start_over()
+            hook = self._hook("STARTTLS")
+            if hook is not None:
+                ext.starttls_refused = not self._hook_context().call(hook)
 
     def handle_tls_failed(self, error: Exception) -> None:
         debug("TLS failed:", repr(self.peer), error)
@@ -192,6 +215,8 @@ class SMTPChannel(FramedChat):
         self.set_terminator(LINE_TERMINATOR)
         if self._hooks is not None:
             self._hooks.new_transaction()
+        if self._opt_in is not None:
+            self._opt_in.new_transaction()
 
     def _set_rset_state(self) -> None:
         """Reset all state variables except the greeting."""
@@ -215,9 +240,13 @@ class SMTPChannel(FramedChat):
     # -- async_chat protocol -----------------------------------------------------------
 
     def push(self, msg: str) -> None:  # type: ignore[override]  # smtpd pushes str replies
+        if self.extended_smtp and self._opt_in is not None and self._opted_in()["enhancedstatuscodes"]:
+            msg = opt_in.with_status_code(msg, self._opt_in.verb)
         asynchat.async_chat.push(
             self, bytes(msg + "\r\n", "utf-8" if self.require_SMTPUTF8 else "ascii")
         )
+        if replies.closes(msg):
+            self.close_when_done()  # a handler's 421 too (RFC 5321 3.8)
 
     def collect_incoming_data(self, data: bytes) -> None:
         limit = None
@@ -273,14 +302,17 @@ class SMTPChannel(FramedChat):
             self.num_bytes = 0
             return
         if self.data_size_limit and self.num_bytes > self.data_size_limit:
-            self.push("552 Error: Too much mail data")
+            self.push(replies.TOO_MUCH_DATA)
             self.num_bytes = 0
             # stdlib smtpd stayed in DATA state here and took the client's
             # next commands for message text; the transaction ends instead.
             self._set_post_data_state()
             return
         raw = line if isinstance(line, bytes) else line.encode("utf-8", "surrogateescape")
-        unstuffed = unstuff(raw)
+        self._accept(unstuff(raw))
+
+    def _accept(self, unstuffed: bytes) -> None:
+        """Deliver a received message (after DATA or the last BDAT chunk)."""
         try:
             self.received_data = bridge.legacy_data(unstuffed, self._decode_data)
         except UnicodeDecodeError:
@@ -306,10 +338,10 @@ class SMTPChannel(FramedChat):
         sz, self.num_bytes = self.num_bytes, 0
         ext = self._extensions()
         if ext is not None and ext.in_exchange:  # the line answers an AUTH challenge
-            ext.answer(line.encode("utf-8", "surrogateescape") if isinstance(line, str) else line)
+            self._authenticate(ext, ext.answer(line.encode("utf-8", "surrogateescape") if isinstance(line, str) else line))
             return
         if not line:
-            self.push("500 Error: bad syntax")
+            self.push(replies.BAD_SYNTAX)
             return
         raw = line.encode("utf-8", "surrogateescape") if isinstance(line, str) else line
         # surrogateescape: an over-long line may end inside a character.
@@ -321,33 +353,51 @@ class SMTPChannel(FramedChat):
         else:
             command = text[:i].upper()
             arg = text[i + 1:].strip()
-        limits = self.command_size_limits
-        if not self.extended_smtp:
-            max_sz = self.command_size_limit
-        elif command in limits or limits.default_factory is None:
-            max_sz = limits[command]
-        else:
-            # Looked up without storing it: each verb a client invents would
-            # otherwise stay in the dict for the whole connection (memory).
-            max_sz = limits.default_factory()
-        if sz > max_sz:
-            self.push("500 Error: line too long")
+        opted = self._opted_in()
+        if opted["enhancedstatuscodes"]:
+            self._opt_in_state().verb = command
+        if sz > esmtp.line_limit(command, self.extended_smtp, self.command_size_limits, self.command_size_limit):
+            self._refuse(STDLIB.line_too_long, raw, whole=False)
             return
         if not _well_formed(raw):
-            self.push("500 Error: bad syntax")
+            self._refuse(replies.BAD_SYNTAX, raw)
             return
         method = getattr(self, "smtp_" + command, None)
+        if method is None and command == "BDAT" and opted["chunking"]:
+            method = self._opt_in_state().bdat
         if ext is not None:
             refusal = ext.refusal(command)
             if refusal is not None:
-                self.push(refusal)
+                self._refuse(refusal, raw)
                 return
             if not method:
-                method = ext.command(command)
+                extension = ext.command(command)
+                if extension is not None:
+                    self._authenticate(ext, extension(arg))
+                    return
         if not method:
-            self.push('500 Error: command "%s" not recognized' % printable(command))
+            self._unrecognized(command)
             return
         method(arg)
+
+    def _unrecognized(self, command: str) -> None:
+        if self._junk is None:
+            self._junk = esmtp.JunkBudget(self.junk_command_limit)
+        if self._junk.spend():
+            self.push(STDLIB.too_many_unrecognized)
+            self.close_when_done()
+            return
+        self.push(replies.unrecognized(printable(command)))
+
+    def _authenticate(self, ext: Extensions, credentials: Optional[Credentials]) -> None:
+        """Hand a completed AUTH exchange to the server's authenticator,
+        called as the modern face calls it (server, session, envelope,
+        mechanism, auth_data), with the bridge's views."""
+        if credentials is None:
+            return  # the exchange goes on, or ended with a reply
+        authenticator = ext.settings.authenticator
+        assert authenticator is not None  # AUTH is offered only with one
+        ext.finish_auth(self._hook_context().call(authenticator, *credentials))
 
     def _deliver(self, unstuffed: bytes) -> Optional[str]:
         hook = self._hook("DATA")
@@ -360,6 +410,8 @@ class SMTPChannel(FramedChat):
         ext = self._extensions()
         if ext is not None and ext.authenticated:
             kwargs["auth_data"] = ext.auth_data
+        if self._opt_in is not None:
+            kwargs.update(self._opt_in.process_message_kwargs())
         status: Optional[str] = self.smtp_server.process_message(
             self.peer, self.mailfrom, self.rcpttos, self.received_data, **kwargs
         )
@@ -387,7 +439,7 @@ class SMTPChannel(FramedChat):
 
     def smtp_HELO(self, arg: Optional[str]) -> None:
         if not arg:
-            self.push("501 Syntax: HELO hostname")
+            self.push(replies.syntax("HELO hostname"))
             return
         # stdlib smtpd refuses a second greeting (bpo-21783)
         if self.seen_greeting:
@@ -403,25 +455,16 @@ class SMTPChannel(FramedChat):
 
     def smtp_EHLO(self, arg: Optional[str]) -> None:
         if not arg:
-            self.push("501 Syntax: EHLO hostname")
+            self.push(replies.syntax("EHLO hostname"))
             return
         if self.seen_greeting:
             self.push("503 Duplicate HELO/EHLO")
             return
         self._set_rset_state()
         self.extended_smtp = True
-        lines = ["250-%s" % self.fqdn]
-        if self.data_size_limit:
-            lines.append("250-SIZE %s" % self.data_size_limit)
-            self.command_size_limits["MAIL"] += 26
-        if not self._decode_data:
-            lines.append("250-8BITMIME")
-        if self.enable_SMTPUTF8:
-            lines.append("250-SMTPUTF8")
-            self.command_size_limits["MAIL"] += 10
-        ext = self._extensions()
-        if ext is not None:
-            lines.extend(ext.ehlo_lines())
+        offer = self._offer()
+        self.command_size_limits["MAIL"] += esmtp.mail_line_extra(offer)
+        lines = ["250-%s" % self.fqdn] + ["250-" + keyword for keyword in esmtp.ehlo_keywords(offer)]
         hook = self._hook("EHLO")
         if hook is None:
             self.seen_greeting = arg
@@ -435,6 +478,16 @@ class SMTPChannel(FramedChat):
         for line in lines:
             self.push(line)
 
+    def _offer(self) -> esmtp.Offer:
+        """What this session offers: EHLO keywords, valid MAIL parameters."""
+        offer = esmtp.Offer(self.data_size_limit, not self._decode_data, self.enable_SMTPUTF8)._replace(
+            **self._opted_in()
+        )
+        ext = self._extensions()
+        if ext is None:
+            return offer
+        return offer._replace(starttls=ext.offered_starttls(), auth=ext.offered_auth())
+
     def smtp_NOOP(self, arg: Optional[str]) -> None:
         if arg:
             self.push("501 Syntax: NOOP")
@@ -445,7 +498,7 @@ class SMTPChannel(FramedChat):
     def smtp_QUIT(self, arg: Optional[str]) -> None:
         # the argument is ignored
         hook = self._hook("QUIT")
-        self.push("221 Bye" if hook is None else self._run_hook(hook))
+        self.push(replies.BYE if hook is None else self._run_hook(hook))
         self.close_when_done()
 
     def _strip_command_keyword(self, keyword: str, arg: str) -> str:
@@ -488,20 +541,20 @@ class SMTPChannel(FramedChat):
         if self._auth_needed():
             return
         if not arg:
-            self.push("501 Syntax: VRFY <address>")
+            self.push(replies.syntax("VRFY <address>"))
             return
         address, params = self._getaddr(arg)
         if not address:
-            self.push("502 Could not VRFY %s" % printable(arg))
+            self.push(replies.could_not_vrfy(printable(arg)))
             return
         hook = self._hook("VRFY")
         if hook is not None:
             self.push(self._run_hook(hook, address))
             return
-        self.push("252 Cannot VRFY user, but will accept message and attempt delivery")
+        self.push(replies.CANNOT_VRFY)
 
     def _syntax_error(self, usage: str) -> str:
-        return "501 Syntax: " + usage + (" [SP <mail-parameters>]" if self.extended_smtp else "")
+        return replies.syntax(usage, self.extended_smtp)
 
     def _path_argument(self, keyword: str, arg: Optional[str], syntaxerr: str) -> Optional[Tuple[str, str]]:
         """stdlib's checks shared by MAIL and RCPT: ``(address, rest)``, or
@@ -515,7 +568,7 @@ class SMTPChannel(FramedChat):
 
     def smtp_MAIL(self, arg: Optional[str]) -> None:
         if not self.seen_greeting:
-            self.push("503 Error: send HELO first")
+            self.push(replies.need_greeting())
             return
         if self._auth_needed():
             return
@@ -525,37 +578,25 @@ class SMTPChannel(FramedChat):
         if path is None:
             return
         address, rest = path
-        if self.mailfrom:
-            self.push("503 Error: nested MAIL command")
+        refusal = esmtp.transaction_refusal("MAIL", bool(self.mailfrom), 0)
+        if refusal is not None:
+            self.push(refusal)
             return
         self.mail_options = rest.upper().split()
         params = self._getparams(self.mail_options)
         if params is None:
             self.push(syntaxerr)
             return
-        if not self._decode_data:
-            body = params.pop("BODY", "7BIT")
-            if body not in ("7BIT", "8BITMIME"):
-                self.push("501 Error: BODY can only be one of 7BIT, 8BITMIME")
-                return
-        if self.enable_SMTPUTF8:
-            smtputf8 = params.pop("SMTPUTF8", False)
-            if smtputf8 is True:
-                self.require_SMTPUTF8 = True
-            elif smtputf8 is not False:
-                self.push("501 Error: SMTPUTF8 takes no arguments")
-                return
-        size = params.pop("SIZE", None)
-        if size:
-            if not isinstance(size, str) or not size.isdigit():
-                self.push(syntaxerr)
-                return
-            if self.data_size_limit and int(size) > self.data_size_limit:
-                self.push("552 Error: message size exceeds fixed maximum message size")
-                return
-        if params:
-            self.push("555 MAIL FROM parameters not recognized or not implemented")
+        try:
+            sent = self._getparams(rest.split()) if self._opted_in()["dsn"] else None  # ENVID keeps its case
+            parsed = esmtp.mail_parameters(params, self._offer(), STDLIB, syntaxerr, sent)
+        except esmtp.Refused as refused:
+            self.push(refused.reply)
             return
+        if parsed.smtputf8:
+            self.require_SMTPUTF8 = True
+        if parsed.dsn is not None:
+            self._opt_in_state().mail_dsn = parsed.dsn
         hook = self._hook("MAIL")
         if hook is not None:
             status = self._run_hook(hook, address, self.mail_options)
@@ -568,13 +609,14 @@ class SMTPChannel(FramedChat):
 
     def smtp_RCPT(self, arg: Optional[str]) -> None:
         if not self.seen_greeting:
-            self.push("503 Error: send HELO first")
+            self.push(replies.need_greeting())
             return
         if self._auth_needed():
             return
         debug("===> RCPT", arg)
-        if not self.mailfrom:
-            self.push("503 Error: need MAIL command")
+        refusal = esmtp.transaction_refusal("RCPT", bool(self.mailfrom), len(self.rcpttos))
+        if refusal is not None:
+            self.push(refusal)
             return
         syntaxerr = self._syntax_error("RCPT TO: <address>")
         path = self._path_argument("TO:", arg, syntaxerr)
@@ -586,9 +628,11 @@ class SMTPChannel(FramedChat):
         if params is None:
             self.push(syntaxerr)
             return
-        # stdlib smtpd recognises no RCPT parameter at all
-        if params:
-            self.push("555 RCPT TO parameters not recognized or not implemented")
+        try:
+            sent = self._getparams(rest.split()) if self._opted_in()["dsn"] else None  # ORCPT keeps its case
+            dsn = esmtp.rcpt_parameters(params, None if sent is None else self._offer(), sent).dsn
+        except esmtp.Refused as refused:
+            self.push(refused.reply)
             return
         hook = self._hook("RCPT")
         if hook is not None:
@@ -597,12 +641,14 @@ class SMTPChannel(FramedChat):
             self.push(status)
             return
         self.rcpttos.append(address)
+        if dsn is not None:
+            self._opt_in_state().rcpt_dsn[address] = dsn
         debug("recips:", self.rcpttos)
         self.push("250 OK")
 
     def smtp_RSET(self, arg: Optional[str]) -> None:
         if arg:
-            self.push("501 Syntax: RSET")
+            self.push(replies.syntax("RSET"))
             return
         self._set_rset_state()
         hook = self._hook("RSET")
@@ -610,29 +656,36 @@ class SMTPChannel(FramedChat):
 
     def smtp_DATA(self, arg: Optional[str]) -> None:
         if not self.seen_greeting:
-            self.push("503 Error: send HELO first")
+            self.push(replies.need_greeting())
             return
         if self._auth_needed():
             return
-        if not self.rcpttos:
-            self.push("503 Error: need RCPT command")
+        refusal = esmtp.transaction_refusal("DATA", bool(self.mailfrom), len(self.rcpttos)) or self._bdat_refusal()
+        if refusal is not None:
+            self.push(refusal)
             return
         if arg:
-            self.push("501 Syntax: DATA")
+            self.push(replies.syntax("DATA"))
             return
         self.smtp_state = self.DATA
         self.set_terminator(DATA_TERMINATOR)
-        self.push("354 End data with <CR><LF>.<CR><LF>")
+        self.push(replies.START_DATA)
 
     # Commands that have not been implemented
     def smtp_EXPN(self, arg: Optional[str]) -> None:
-        self.push("502 EXPN not implemented")
+        self.push(replies.EXPN_NOT_IMPLEMENTED)
 
     # -- idleness (not in stdlib smtpd, which waited forever) ---------------------------
 
     def handle_idle_timeout(self) -> None:
-        self.push("421 Error: timeout exceeded")
+        self.push(STDLIB.timeout)
         self.close_when_done()
+
+    def close(self) -> None:
+        session_hooks.disconnected(self)
+        FramedChat.close(self)
+        if self._hooks is not None:
+            self._hooks.close()  # the channel's own event loop, if a hook made one
 
 
 def _disable_nagle(conn: Any) -> None:
@@ -644,40 +697,4 @@ def _disable_nagle(conn: Any) -> None:
         pass  # not TCP (a UNIX socket, a test double)
 
 
-def _deprecated_alias(old: str, new: str) -> property:
-    """The pre-3.5 private name ``__<old>``, warning on use, mapped to ``new``."""
-
-    def fget(self: SMTPChannel) -> Any:
-        warnings.warn(
-            "Access to __%s attribute on SMTPChannel is deprecated, use '%s' instead" % (old, new),
-            DeprecationWarning,
-            2,
-        )
-        return getattr(self, new)
-
-    def fset(self: SMTPChannel, value: Any) -> None:
-        warnings.warn(
-            "Setting __%s attribute on SMTPChannel is deprecated, set '%s' instead" % (old, new),
-            DeprecationWarning,
-            2,
-        )
-        setattr(self, new, value)
-
-    return property(fget, fset)
-
-
-for _old, _new in (
-    ("server", "smtp_server"),
-    ("line", "received_lines"),
-    ("state", "smtp_state"),
-    ("greeting", "seen_greeting"),
-    ("mailfrom", "mailfrom"),
-    ("rcpttos", "rcpttos"),
-    ("data", "received_data"),
-    ("fqdn", "fqdn"),
-    ("peer", "peer"),
-    ("conn", "conn"),
-    ("addr", "addr"),
-):
-    setattr(SMTPChannel, "_SMTPChannel__" + _old, _deprecated_alias(_old, _new))
-del _old, _new
+install_deprecated_aliases(SMTPChannel)

@@ -6,35 +6,43 @@ them from its server when the connection starts.  A server that sets none
 of them gets no ``Extensions`` object at all, and its channels behave as
 Python 3.11's smtpd did, byte for byte.
 
-Commands, replies and gates are those of the modern face (``modern.smtp``,
-``modern.auth``): the SASL conversations and texts come from the engine's
-``sasl`` module, and the TLS texts are checked against the modern face by
-``tests/stdlib/test_legacy_tls.py``.
+Commands, replies and gates are the engine's (``starttls``, ``sasl``), as
+on the modern face.  This module keeps the connection's TLS/AUTH state and
+speaks to its channel through ``Host`` only; running hooks (the server's
+``handle_STARTTLS``, the authenticator) is the channel's business.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, NamedTuple, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, NamedTuple, Optional, Protocol, Tuple
 
-from smtpd_compat.engine import sasl
-
-from smtpd_compat.engine.starttls import (
-    ALLOWED_BEFORE_STARTTLS,
-    INSECURE,
-    MUST_STARTTLS,
-    NO_TLS,
-    READY_FOR_TLS,
-    SYNTAX,
-    TLS_ACTIVE,
-)
+from smtpd_compat.engine import replies, sasl, starttls
 
 if TYPE_CHECKING:
     import ssl
 
-    from smtpd_compat.legacy.channel import SMTPChannel
+__all__ = ["Credentials", "Extensions", "Host", "Settings", "settings_of"]
 
-__all__ = ["Extensions", "Settings", "settings_of"]
 
+class Credentials(NamedTuple):
+    """A completed AUTH exchange, for the channel to hand to the authenticator."""
+
+    mechanism: str
+    login_password: sasl.LoginPassword
+
+
+class Host(Protocol):
+    """What extensions use of their channel (an ``SMTPChannel``)."""
+
+    seen_greeting: str
+    extended_smtp: bool
+
+    @property
+    def ssl_object(self) -> Optional[ssl.SSLObject]: ...
+
+    def push(self, msg: str) -> None: ...
+
+    def start_tls(self, context: ssl.SSLContext) -> None: ...
 
 
 class Settings(NamedTuple):
@@ -81,15 +89,16 @@ def settings_of(server: Any) -> Optional[Settings]:
 class Extensions:
     """One connection's TLS and AUTH state, and the commands that change it."""
 
-    def __init__(self, channel: SMTPChannel, settings: Settings) -> None:
+    def __init__(self, channel: Host, settings: Settings) -> None:
         self.channel = channel
         self.settings = settings
         self.authenticated = False
         self.auth_data: Any = None
         #: What the modern face puts in ``session.ssl``, once TLS is up.
         self.ssl: Optional[Dict[str, Any]] = None
+        #: Set when the server's handle_STARTTLS hook refused the handshake.
+        self.starttls_refused = False
         self._tls_requested = False
-        self._starttls_refused = False  # by the server's handle_STARTTLS hook
         self._exchange: Optional[Tuple[str, sasl.Conversation]] = None
 
     @property
@@ -106,13 +115,14 @@ class Extensions:
 
     def refusal(self, command: str) -> Optional[str]:
         """The reply refusing ``command`` before it runs, if any."""
-        if self._starttls_refused and command != "QUIT":
-            return INSECURE
-        if self.settings.require_starttls and not self.tls_active and command not in ALLOWED_BEFORE_STARTTLS:
-            return MUST_STARTTLS
-        return None
+        return starttls.refusal(
+            command,
+            refused_by_hook=self.starttls_refused,
+            required=self.settings.require_starttls,
+            active=self.tls_active,
+        )
 
-    def command(self, verb: str) -> Optional[Callable[[Optional[str]], None]]:
+    def command(self, verb: str) -> Optional[Callable[[Optional[str]], Optional[Credentials]]]:
         """The method for an extension command (stdlib smtpd knew neither)."""
         if verb == "STARTTLS":
             return self.smtp_STARTTLS
@@ -127,15 +137,15 @@ class Extensions:
             return True
         return False
 
-    def ehlo_lines(self) -> List[str]:
-        """EHLO keywords to add, in the modern face's order."""
+    def offered_starttls(self) -> bool:
+        return self.settings.tls_context is not None and not self._tls_requested
+
+    def offered_auth(self) -> Optional[Tuple[str, ...]]:
+        """The AUTH mechanisms EHLO names now (None: AUTH not offered)."""
         settings = self.settings
-        lines = []
-        if settings.tls_context is not None and not self._tls_requested:
-            lines.append("250-STARTTLS")
         if settings.authenticator is not None and (not settings.auth_require_tls or self.tls_active):
-            lines.append("250-AUTH " + " ".join(settings.mechanisms))
-        return lines
+            return settings.mechanisms
+        return None
 
     @property
     def in_exchange(self) -> bool:
@@ -145,105 +155,83 @@ class Extensions:
     # -- STARTTLS -----------------------------------------------------------------------
 
     def smtp_STARTTLS(self, arg: Optional[str]) -> None:
-        channel = self.channel
-        if arg:
-            channel.push(SYNTAX)
+        refusal = starttls.starttls_refusal(arg, self.settings.tls_context is not None, self._tls_requested)
+        if refusal is not None:
+            self.channel.push(refusal)
             return
-        if self.settings.tls_context is None:
-            channel.push(NO_TLS)
-            return
-        if self._tls_requested:
-            # RFC 3207: no TLS inside TLS.
-            channel.push(TLS_ACTIVE)
-            return
-        channel.push(READY_FOR_TLS)
+        self.channel.push(starttls.READY_FOR_TLS)
         self._tls_requested = True
-        channel.start_tls(self.settings.tls_context)
+        assert self.settings.tls_context is not None
+        self.channel.start_tls(self.settings.tls_context)
 
-    def tls_established(self) -> None:
-        channel = self.channel
-        ssl_object = channel.ssl_object
-        assert ssl_object is not None
+    def tls_established(self) -> bool:
+        """TLS is up; True when the session starts over (after STARTTLS, not
+        with implicit TLS), which the channel then does."""
         from smtpd_compat.legacy.tls import ssl_info
 
+        ssl_object = self.channel.ssl_object
+        assert ssl_object is not None
         self.ssl = ssl_info(ssl_object)
         if self.settings.ssl_context is not None:
-            return  # implicit TLS: nothing was said before it
+            return False  # implicit TLS: nothing was said before it
         # RFC 3207 4.2: forget everything learnt from the client in the clear.
         self.authenticated = False
         self.auth_data = None
-        channel._start_over()
-        hook = channel._hook("STARTTLS")
-        if hook is not None:
-            self._starttls_refused = not channel._hook_context().call(hook)
+        return True
 
     # -- AUTH ---------------------------------------------------------------------------
 
-    def smtp_AUTH(self, arg: Optional[str]) -> None:
+    def smtp_AUTH(self, arg: Optional[str]) -> Optional[Credentials]:
+        """Start an AUTH exchange; the credentials when already complete."""
         channel = self.channel
         if not channel.seen_greeting:
-            channel.push("503 Error: send EHLO first")
-            return
-        if not channel.extended_smtp:
-            channel.push("500 Error: command 'AUTH' not recognized")
-            return
-        if self.settings.auth_require_tls and not self.tls_active:
-            channel.push(sasl.ENCRYPTION_REQUIRED)
-            return
-        if self.authenticated:
-            channel.push(sasl.ALREADY_AUTHENTICATED)
-            return
-        if not arg:
-            channel.push(sasl.NOT_ENOUGH_VALUE)
-            return
-        args = arg.split()
-        if len(args) > 2:
-            channel.push(sasl.TOO_MANY_VALUES)
-            return
-        mechanism = args[0]
-        if mechanism not in self.settings.mechanisms:
-            channel.push(sasl.UNRECOGNIZED_MECHANISM)
-            return
+            channel.push(replies.need_greeting("EHLO"))
+            return None
         try:
-            conversation = sasl.MECHANISMS[mechanism](sasl.initial_response(args))
+            args = sasl.auth_arguments(
+                arg,
+                extended=channel.extended_smtp,
+                require_tls=self.settings.auth_require_tls,
+                tls_active=self.tls_active,
+                authenticated=self.authenticated,
+                mechanisms=self.settings.mechanisms,
+            )
+            conversation = sasl.MECHANISMS[args[0]](sasl.initial_response(args))
         except sasl.SaslFailure as failure:
             channel.push(failure.reply)
-            return
-        self._exchange = (mechanism, conversation)
-        self._step(None)
+            return None
+        self._exchange = (args[0], conversation)
+        return self._step(None)
 
-    def answer(self, line: bytes) -> None:
-        """The client's answer to the last ``334`` challenge."""
+    def answer(self, line: bytes) -> Optional[Credentials]:
+        """The client's answer to the last ``334`` challenge; the
+        credentials once the exchange is complete."""
         try:
             decoded = sasl.decode_response(line)
         except sasl.SaslFailure as failure:
             self._exchange = None
             self.channel.push(failure.reply)
-            return
-        self._step(decoded)
+            return None
+        return self._step(decoded)
 
-    def _step(self, answer: Optional[bytes]) -> None:
+    def _step(self, answer: Optional[bytes]) -> Optional[Credentials]:
         assert self._exchange is not None
         mechanism, conversation = self._exchange
         try:
             challenge = conversation.send(answer)  # type: ignore[arg-type]  # None starts it
         except StopIteration as done:
             self._exchange = None
-            self._authenticate(mechanism, done.value)
-            return
+            return Credentials(mechanism, done.value)
         except sasl.SaslFailure as failure:
             self._exchange = None
             self.channel.push(failure.reply)
-            return
+            return None
         self.channel.push(sasl.challenge_line(challenge).decode("ascii"))
+        return None
 
-    def _authenticate(self, mechanism: str, credentials: sasl.LoginPassword) -> None:
-        channel = self.channel
-        # The modern authenticator signature: (server, session, envelope,
-        # mechanism, auth_data), with the bridge's server/session/envelope.
-        authenticator = self.settings.authenticator
-        assert authenticator is not None  # AUTH is offered only with one
-        result = sasl.synchronous(channel._hook_context().call(authenticator, mechanism, credentials))
+    def finish_auth(self, result: Any) -> None:
+        """Conclude the exchange with the authenticator's ``result``."""
+        result = sasl.synchronous(result)
         if not isinstance(result, sasl.AuthResult):
             result = sasl.AuthResult(success=False, handled=False)  # fail closed
         if result.success:
@@ -251,5 +239,4 @@ class Extensions:
             self.auth_data = result.auth_data
         reply = sasl.reply_for(result)
         assert reply is not None  # synchronous() leaves no failure "handled"
-        channel.push(reply)
-
+        self.channel.push(reply)

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, List, Optional
 
 from smtpd_compat import asynchat, asyncore
 from smtpd_compat.asyncore import SocketMap
-from smtpd_compat.engine.framing import CommandLine, CommandTooLong, DataChunk, DataEnd, Event, Framer
+from smtpd_compat.engine.framing import ChunkEnd, CommandLine, CommandTooLong, DataChunk, DataEnd, Event, Framer
 
 if TYPE_CHECKING:
     import ssl
@@ -116,7 +116,9 @@ class FramedChat(asynchat.async_chat):
         if self._framed_terminator():
             # The idle clock restarts per line, not per read (see _dispatch),
             # so a client trickling one byte at a time still times out.
-            if self._framer.in_data and b"\n" in data:  # type: ignore[union-attr]
+            framer = self._framer
+            assert framer is not None  # started above
+            if (framer.in_data and b"\n" in data) or framer.in_chunk:  # a BDAT chunk has no lines
                 self._last_input = time.monotonic()
             self._feed_framer(data)
         else:
@@ -183,7 +185,10 @@ class FramedChat(asynchat.async_chat):
         if not isinstance(event, DataChunk):
             self._last_input = time.monotonic()  # a command line, or the message, ended
         if isinstance(event, DataChunk):
-            self._collect_content(event.data)
+            if self._framer.in_chunk:  # type: ignore[union-attr]  # it made the event
+                self.chunk_data(event.data)
+            else:
+                self._collect_content(event.data)
         elif isinstance(event, CommandLine):
             if event.line:  # async_chat never reports an empty record as data
                 self.collect_incoming_data(event.line)
@@ -191,9 +196,27 @@ class FramedChat(asynchat.async_chat):
         elif isinstance(event, CommandTooLong):
             self.collect_incoming_data(event.prefix)
             self.found_terminator()
+        elif isinstance(event, ChunkEnd):
+            self.chunk_ended(event)
         else:  # DataEnd: the held-back bytes were the last line's CRLF
             self._data_tail = b""
             self.data_ended(event)
+
+    def start_chunk(self, size: int, discard: bool) -> None:
+        """Read the next ``size`` bytes as one BDAT chunk (RFC 3030): they go
+        to ``chunk_data`` (unless ``discard``), then ``chunk_ended`` runs."""
+        if self._framer is None:
+            self._start_framing()
+        self._framer.start_chunk(size, discard)  # type: ignore[union-attr]  # just started
+
+    def chunk_data(self, data: bytes) -> None:
+        """Bytes of a BDAT chunk, as they arrive (a counted record, as
+        ``set_terminator(size)`` gives in asynchat)."""
+        self.collect_incoming_data(data)
+
+    def chunk_ended(self, end: ChunkEnd) -> None:
+        """A BDAT chunk was read to its end."""
+        self.found_terminator()
 
     def data_ended(self, end: DataEnd) -> None:
         """The message is complete; a subclass may vet it before

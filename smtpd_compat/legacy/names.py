@@ -9,6 +9,7 @@ the moment they are used instead of binding them at import time.
 from __future__ import annotations
 
 import sys
+import warnings
 from typing import Any
 
 __all__ = [
@@ -20,6 +21,7 @@ __all__ = [
     "Devnull",
     "debug",
     "debugging",
+    "install_deprecated_aliases",
     "package",
 ]
 
@@ -68,3 +70,47 @@ def check_data_options(enable_SMTPUTF8: bool, decode_data: bool) -> None:
     """stdlib's refusal of the one contradictory option pair (both classes)."""
     if enable_SMTPUTF8 and decode_data:
         raise ValueError("decode_data and enable_SMTPUTF8 cannot be set to True at the same time")
+
+
+# SMTPChannel's pre-3.5 private names, each mapped to its public successor.
+_DEPRECATED_ALIASES = (
+    ("server", "smtp_server"),
+    ("line", "received_lines"),
+    ("state", "smtp_state"),
+    ("greeting", "seen_greeting"),
+    ("mailfrom", "mailfrom"),
+    ("rcpttos", "rcpttos"),
+    ("data", "received_data"),
+    ("fqdn", "fqdn"),
+    ("peer", "peer"),
+    ("conn", "conn"),
+    ("addr", "addr"),
+)
+
+
+def _deprecated_alias(old: str, new: str) -> property:
+    """The pre-3.5 private name ``__<old>``, warning on use, mapped to ``new``."""
+
+    def fget(self: Any) -> Any:
+        warnings.warn(
+            "Access to __%s attribute on SMTPChannel is deprecated, use '%s' instead" % (old, new),
+            DeprecationWarning,
+            2,
+        )
+        return getattr(self, new)
+
+    def fset(self: Any, value: Any) -> None:
+        warnings.warn(
+            "Setting __%s attribute on SMTPChannel is deprecated, set '%s' instead" % (old, new),
+            DeprecationWarning,
+            2,
+        )
+        setattr(self, new, value)
+
+    return property(fget, fset)
+
+
+def install_deprecated_aliases(channel_class: type) -> None:
+    """Give ``SMTPChannel`` stdlib's ``_SMTPChannel__<name>`` properties."""
+    for old, new in _DEPRECATED_ALIASES:
+        setattr(channel_class, "_SMTPChannel__" + old, _deprecated_alias(old, new))

@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional, Tuple, Type
 
 from smtpd_compat import asyncore
 from smtpd_compat.asyncore import SocketMap
-from smtpd_compat.legacy import bridge
+from smtpd_compat.engine import esmtp
+from smtpd_compat.legacy import bridge, opt_in
 from smtpd_compat.legacy.channel import SMTPChannel
 from smtpd_compat.legacy.names import DATA_SIZE_DEFAULT, check_data_options, debug, package
 
@@ -53,6 +54,11 @@ class SMTPServer(asyncore.dispatcher):
         auth_required: bool = False,
         auth_require_tls: bool = True,
         auth_exclude_mechanism: Optional[Iterable[str]] = None,
+        enable_CHUNKING: bool = False,
+        enable_BINARYMIME: bool = False,
+        enable_PIPELINING: bool = False,
+        enable_ENHANCEDSTATUSCODES: bool = False,
+        enable_DSN: bool = False,
     ) -> None:
         """Bind and listen on ``localaddr`` right away.
 
@@ -72,6 +78,11 @@ class SMTPServer(asyncore.dispatcher):
         ``auth_required``: refuse MAIL, RCPT, DATA, VRFY and HELP before
         AUTH.  ``auth_require_tls``: offer and accept AUTH only over TLS.
         ``auth_exclude_mechanism``: mechanisms not to offer.
+        ``enable_CHUNKING``: BDAT (RFC 3030), ``process_message`` gets the
+        message as after DATA; ``enable_BINARYMIME`` (needs it and no
+        ``decode_data``); ``enable_PIPELINING``, ``enable_ENHANCEDSTATUSCODES``
+        (RFC 2920, 2034); ``enable_DSN`` (RFC 3461): ``process_message`` gets
+        ``dsn`` and ``rcpt_dsn`` keywords (``engine.dsn.MailDsn``/``RcptDsn``).
         """
         if auth_required and authenticator is None:
             raise ValueError("auth_required needs an authenticator")
@@ -84,6 +95,12 @@ class SMTPServer(asyncore.dispatcher):
         self.auth_required = auth_required
         self.auth_require_tls = auth_require_tls
         self.auth_exclude_mechanism = auth_exclude_mechanism
+        self.enable_CHUNKING = enable_CHUNKING
+        self.enable_BINARYMIME = enable_BINARYMIME
+        self.enable_PIPELINING = enable_PIPELINING
+        self.enable_ENHANCEDSTATUSCODES = enable_ENHANCEDSTATUSCODES
+        self.enable_DSN = enable_DSN
+        esmtp.check_offer(esmtp.Offer(None, not decode_data, False, **opt_in.offered(self)))
         self._localaddr = localaddr
         self._remoteaddr = remoteaddr
         self.data_size_limit = data_size_limit

@@ -1,6 +1,8 @@
 """SMTP AUTH (RFC 4954) for the modern SMTP class: results, mechanisms,
-challenges.  ``AuthMixin`` is mixed into ``SMTP``; it only uses the
-protocol's ``push``/``_readline``/hook primitives, never the transport."""
+challenges.  ``AuthMixin`` adds the AUTH command to the session protocol
+(``protocol.SMTPProtocol``), and ``smtp.SMTP`` builds on it; it uses the
+protocol's ``push``/``_readline``/hook primitives, never the transport.
+What AUTH accepts and answers is the engine's (``engine.sasl``)."""
 
 from __future__ import annotations
 
@@ -9,16 +11,14 @@ import logging
 import re
 import warnings
 from functools import partial
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Dict, List, Optional, Union
+from typing import Any, Awaitable, Callable, Dict, Iterable, List, Optional, Union
 
-from smtpd_compat.engine import sasl
-from smtpd_compat.engine.sasl import AuthResult, LoginPassword, SaslFailure
-
+from ..common.hooks import bind_prefixed
+from ..common.session import MISSING, Envelope, Session, _Missing
+from ..engine import sasl
+from ..engine.sasl import AuthResult, LoginPassword, SaslFailure
 from .hooks import syntax
-from .session import MISSING, Envelope, Session, _Missing
-
-if TYPE_CHECKING:
-    from .smtp import SMTP
+from .protocol import SMTPProtocol
 
 __all__ = [
     "AuthCallbackType",
@@ -36,10 +36,10 @@ log = logging.getLogger("mail.log")
 
 VALID_AUTHMECH = re.compile(r"[A-Z0-9_-]+\Z")
 AuthCallbackType = Callable[[str, bytes, bytes], bool]
-AuthMechanismType = Callable[["SMTP", List[str]], Awaitable[Any]]
+AuthMechanismType = Callable[[SMTPProtocol, List[str]], Awaitable[Any]]
 
 # AuthResult and LoginPassword live in the engine: the legacy face uses them too.
-AuthenticatorType = Callable[["SMTP", Session, Envelope, str, Any], AuthResult]
+AuthenticatorType = Callable[[SMTPProtocol, Session, Envelope, str, Any], AuthResult]
 
 
 def auth_mechanism(actual_name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -64,7 +64,7 @@ def mechanism_name(attr_name: str, method: Any) -> str:
     return getattr(method, "__auth_mechanism_name__", attr_name.replace("__", "-"))
 
 
-class AuthMixin:
+class AuthMixin(SMTPProtocol):
     """The AUTH command and the built-in LOGIN and PLAIN mechanisms."""
 
     AuthLoginUsernameChallenge = sasl.LOGIN_USERNAME_CHALLENGE
@@ -76,52 +76,81 @@ class AuthMixin:
     failed_auth_limit = 0
     _auth_failures = 0
 
-    # Provided by SMTP.
-    hostname: str
-    session: Optional[Session]
-    envelope: Optional[Envelope]
-    _auth_require_tls: bool
-    _authenticator: Optional[AuthenticatorType]
-    _auth_callback: Optional[AuthCallbackType]
+    def _init_auth(
+        self,
+        auth_required: bool,
+        auth_require_tls: bool,
+        auth_exclude_mechanism: Optional[Iterable[str]],
+        auth_callback: Optional[AuthCallbackType],
+        authenticator: Optional[AuthenticatorType],
+    ) -> None:
+        if auth_required and not auth_require_tls:
+            warnings.warn("Requiring AUTH while not requiring TLS can lead to security vulnerabilities!")
+            log.warning("auth_required == True but auth_require_tls == False")
+        self._auth_require_tls = auth_require_tls
+        self._auth_required = auth_required
+        self._authenticator = authenticator
+        self._auth_callback = None if authenticator is not None else auth_callback or login_always_fail
+        # Found when first needed (EHLO over TLS, AUTH): most connections
+        # never ask, and the table costs memory per connection.
+        self._auth_exclude = tuple(auth_exclude_mechanism or ())
+        self._auth_methods_found: Optional[Dict[str, Any]] = None
+        if log.isEnabledFor(logging.INFO):
+            log.info(
+                "Available AUTH mechanisms: %s",
+                " ".join(
+                    name + "(builtin)" if getattr(method, "__self__", None) is self else name
+                    for name, method in sorted(self._auth_methods.items())
+                ),
+            )
 
-    if TYPE_CHECKING:
+    @property
+    def _auth_methods(self) -> Dict[str, Any]:
+        """AUTH mechanism name -> bound method; a handler's override the
+        built-in ones, then ``auth_exclude_mechanism`` removes names."""
+        methods = self._auth_methods_found
+        if methods is None:
+            methods = {}
+            # The server's mechanisms are methods of its class; a handler's
+            # may also be set on the instance.
+            for owner, instance_too in ((self, False), (self.event_handler, True)):
+                for name, method in bind_prefixed(owner, "auth_", instance_too).items():
+                    methods[mechanism_name(name, method)] = method
+            for name in self._auth_exclude:
+                methods.pop(name, None)
+            self._auth_methods_found = methods
+        return methods
 
-        @property
-        def _auth_methods(self) -> Dict[str, Any]: ...
+    @_auth_methods.setter
+    def _auth_methods(self, methods: Dict[str, Any]) -> None:
+        self._auth_methods_found = methods
 
-        async def push(self, status: Union[str, bytes]) -> None: ...
-        async def _readline(self) -> Optional[bytes]: ...
-        def _close(self) -> None: ...
-        async def check_helo_needed(self, helo: str = "HELO") -> bool: ...
-        async def _call_handler_hook(self, command: str, *args: Any) -> Any: ...
-        @property
-        def _tls_active(self) -> bool: ...
+    async def check_auth_needed(self, caller_method: str) -> bool:
+        assert self.session is not None
+        if self._auth_required and not self.session.authenticated:
+            log.info("%s: Authentication required", caller_method)
+            await self.push(sasl.AUTH_REQUIRED)
+            return True
+        return False
 
     @syntax("AUTH <mechanism>")
     async def smtp_AUTH(self, arg: Optional[str]) -> None:
         if await self.check_helo_needed("EHLO"):
             return
         assert self.session is not None
-        if not self.session.extended_smtp:
-            await self.push("500 Error: command 'AUTH' not recognized")
-            return
-        if self._auth_require_tls and not self._tls_active:
-            await self.push(sasl.ENCRYPTION_REQUIRED)
-            return
-        if self.session.authenticated:
-            await self.push(sasl.ALREADY_AUTHENTICATED)
-            return
-        if not arg:
-            await self.push(sasl.NOT_ENOUGH_VALUE)
-            return
-        args = arg.split()
-        if len(args) > 2:
-            await self.push(sasl.TOO_MANY_VALUES)
+        try:
+            args = sasl.auth_arguments(
+                arg,
+                extended=self.session.extended_smtp,
+                require_tls=self._auth_require_tls,
+                tls_active=self._tls_active,
+                authenticated=bool(self.session.authenticated),
+                mechanisms=self._auth_methods,
+            )
+        except SaslFailure as failure:
+            await self.push(failure.reply)
             return
         mechanism = args[0]
-        if mechanism not in self._auth_methods:
-            await self.push(sasl.UNRECOGNIZED_MECHANISM)
-            return
         status = await self._call_handler_hook("AUTH", args)
         if status is MISSING:
             status = self._auth_status(await self._auth_methods[mechanism](self, args))
@@ -194,7 +223,7 @@ class AuthMixin:
     def _authenticate(self, mechanism: str, auth_data: Any) -> AuthResult:
         if self._authenticator is not None:
             assert self.session is not None and self.envelope is not None
-            result = self._authenticator(self, self.session, self.envelope, mechanism, auth_data)  # type: ignore[arg-type]
+            result = self._authenticator(self, self.session, self.envelope, mechanism, auth_data)
             return sasl.synchronous(result)  # type: ignore[no-any-return]
         assert self._auth_callback is not None
         if self._auth_callback(mechanism, *auth_data):

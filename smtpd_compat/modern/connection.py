@@ -1,27 +1,88 @@
 """The modern face's I/O adapter: an asyncio protocol over the engine.
 
 ``ConnectionAdapter`` owns everything between the socket and the command
-logic, and nothing SMTP: received bytes go into the sans-I/O ``Framer``
-and a waiting task is woken; replies are queued and leave in one write per
-batch; one timer enforces a moving deadline; reading pauses when a client
-pipelines faster than hooks run.  ``smtp.SMTP`` builds the protocol on it.
+logic, and nothing SMTP: every ``asyncio.Protocol`` callback, received bytes
+going into the sans-I/O ``Framer`` (a waiting task is woken), replies queued
+and written once per batch, one timer for a moving deadline, read
+back-pressure, and the clean-up when the connection ends.
+
+The protocol built on it (``protocol.SMTPProtocol``) is called back at four
+points only: ``_connected(transport)``, ``_input_ended()`` (EOF),
+``_lost()`` and ``_deadline_passed()``; it pulls events with
+``_event_source``/``_wait_for_input``, ``_read_message`` and ``_readline``.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any, List, Optional, Union
+from typing import Any, Callable, List, Optional, Tuple, Union
 
-from ..engine.framing import CommandLine, CommandTooLong, Framer
-from .streams import StreamWriterView
+from ..engine.framing import CommandLine, CommandTooLong, DataChunk, DataEnd, Event, Framer
 
-__all__ = ["ConnectionAdapter"]
+__all__ = ["ConnectionAdapter", "StreamWriterView"]
 
 # Flow control: stop reading from a client that keeps sending while a hook
 # is busy, once this much unparsed input is held.
 _READ_HIGH_WATER = 1 << 20
 # Replies are flushed when this much is pending even mid-batch.
 _WRITE_FLUSH_AT = 1 << 16
+
+
+def _raise_malloc_mmap_threshold() -> None:
+    """asyncio receives into a new 256 KiB bytes object, then shrinks it.
+    glibc serves blocks over its mmap threshold (128 KiB, raised to the size
+    of the largest mmap'd block freed so far) with mmap and shrinks them with
+    mremap: three more system calls per receive, which about doubled a busy
+    server's CPU whenever nothing had happened to free a larger block first.
+    Freeing one here makes that deterministic; elsewhere it costs one
+    allocation per process."""
+    block = bytes(1 << 20)
+    del block
+
+
+_raise_malloc_mmap_threshold()
+
+
+class StreamWriterView:
+    """What code written for aiosmtpd uses of its ``_writer``.
+
+    ``transport`` stays readable after the connection is gone (aiosmtpd's
+    own tests read it); setting ``_transport`` hands the connection a new
+    transport, as after a subclass's ``loop.start_tls()``.  The adapter
+    closes connections through it too.
+    """
+
+    def __init__(self, adapter: "ConnectionAdapter") -> None:
+        self._adapter = adapter
+        #: The connection's latest transport (the TLS one after STARTTLS).
+        self.transport: Optional[asyncio.BaseTransport] = None
+
+    @property
+    def _transport(self) -> Optional[asyncio.BaseTransport]:
+        return self.transport
+
+    @_transport.setter
+    def _transport(self, transport: asyncio.BaseTransport) -> None:
+        self._adapter._adopt_transport(transport)
+
+    def write(self, data: bytes) -> None:
+        """Send ``data`` after any replies still queued."""
+        self._adapter._flush()
+        transport = self._adapter.transport
+        if transport is not None and not transport.is_closing():
+            transport.write(data)  # type: ignore[attr-defined]
+
+    async def drain(self) -> None:
+        await self._adapter._drain()
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        transport = self.transport
+        return default if transport is None else transport.get_extra_info(name, default)
+
+    def close(self) -> None:
+        transport = self._adapter.transport
+        if transport is not None:
+            transport.close()
 
 
 class ConnectionAdapter(asyncio.Protocol):
@@ -90,15 +151,54 @@ class ConnectionAdapter(asyncio.Protocol):
         transport = self._transport
         return transport is None or transport.is_closing()
 
+    # -- upcalls: what the protocol built on this adapter provides ---------
+
+    def _connected(self, transport: asyncio.BaseTransport) -> None:
+        """The connection is up (the deadline is armed)."""
+
+    def _input_ended(self) -> bool:
+        """The client half-closed; True keeps the write side open."""
+        return False
+
+    def _lost(self) -> None:
+        """The connection is gone; I/O state is cleaned up already."""
+
+    def _deadline_passed(self) -> None:
+        """The client let the deadline pass; the protocol decides what to say."""
+        self._close()
+
     # -- asyncio.Protocol ----------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+        self._reset_timeout()
+        self._connected(transport)
+
+    def eof_received(self) -> Optional[bool]:
+        keep_open = self._input_ended()
+        self._eof = True
+        self._wake_reader()
+        return keep_open
+
+    def connection_lost(self, exc: Optional[Exception]) -> None:
+        if self._timeout_handle is not None:
+            self._timeout_handle.cancel()
+        self.transport = None
+        self._eof = True
+        self._wake_reader()
+        waiter = self._drain_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+        self._lost()
 
     def data_received(self, data: bytes) -> None:
         framer = self._framer
         framer.feed(data)
-        if framer.in_data and b"\n" in data:
-            # A message line ended: its deadline restarts here, as the framer
-            # may hold the line's end back, or hand out nothing more of a
-            # message it refuses while the client is still sending it.
+        if (framer.in_data and b"\n" in data) or framer.in_chunk:
+            # A message line ended (or a BDAT chunk, which has no lines,
+            # moved on): its deadline restarts here, as the framer may hold
+            # the line's end back, or hand out nothing more of a message it
+            # refuses while the client is still sending it.
             self._reset_timeout()
         waiter = self._input_waiter
         if waiter is not None:
@@ -144,10 +244,6 @@ class ConnectionAdapter(asyncio.Protocol):
         self._timeout_handle = None
         if self.transport is not None:
             self._deadline_passed()
-
-    def _deadline_passed(self) -> None:
-        """The client let the deadline pass; the protocol decides what to say."""
-        self._close()
 
     # -- output --------------------------------------------------------
 
@@ -209,6 +305,77 @@ class ConnectionAdapter(asyncio.Protocol):
         await self._input_waiter
         return True
 
+    def _event_source(self) -> Callable[[], Optional[Event]]:
+        """A function giving the next framer event if the input holds one
+        (no waiting); the command loop calls it once per command."""
+        return self._framer.next_event
+
+    def _peek_input(self) -> bytes:
+        """The unparsed input (a PROXY header before any SMTP)."""
+        return self._framer.peek_buffered()
+
+    def _consume_input(self, size: int) -> None:
+        self._framer.consume_buffered(size)
+
+    def _discard_input(self) -> None:
+        """Send what is queued, then forget the unparsed input: plaintext
+        pipelined behind STARTTLS (CVE-2024-34083)."""
+        self._flush()
+        self._drop_input()
+
+    def _drop_input(self) -> None:
+        """Forget the unparsed input."""
+        self._framer.discard_buffered()
+
+    def _set_command_limit(self, limit: int) -> None:
+        """The longest command line the framer hands over whole."""
+        self._framer.command_limit = limit
+
+    async def _read_message(
+        self, size_limit: Optional[int], line_limit: Optional[int]
+    ) -> Tuple[List[bytes], Optional[DataEnd]]:
+        """Collect the raw message after a 354 (DataEnd None: connection gone).
+
+        The deadline restarts whenever a line completes (in
+        ``data_received``), so a slow but steady client is served and a
+        trickling one is not (a per-record deadline, as Postfix's
+        smtpd_per_record_deadline).
+        """
+        self._start_message(size_limit, line_limit)
+        chunks: List[bytes] = []
+        end = await self._collect(chunks)
+        assert end is None or type(end) is DataEnd
+        return chunks, end
+
+    async def _read_chunk(self, size: int, discard: bool, parts: List[bytes]) -> bool:
+        """Read one BDAT chunk of ``size`` bytes into ``parts`` (nothing when
+        ``discard``); False: the connection is gone."""
+        self._start_chunk(size, discard)
+        return await self._collect(parts) is not None
+
+    def _start_message(self, size_limit: Optional[int], line_limit: Optional[int]) -> None:
+        """Read message data after a 354 (events from ``_next_event``)."""
+        self._framer.start_data(size_limit, line_limit)
+
+    def _start_chunk(self, size: int, discard: bool) -> None:
+        """Read the next ``size`` bytes as a BDAT chunk (see ``_start_message``)."""
+        self._framer.start_chunk(size, discard)
+
+    async def _collect(self, chunks: List[bytes]) -> Optional[Event]:
+        """Append ``DataChunk``s to ``chunks`` up to the event that ends them
+        (None: the connection is gone)."""
+        framer = self._framer
+        while True:
+            event = framer.next_event()
+            if event is None:
+                if not await self._wait_for_input():
+                    return None
+                continue
+            if type(event) is DataChunk:
+                chunks.append(event.data)
+                continue
+            return event
+
     async def _next_event(self) -> Any:
         """The next framer event, waiting for input as needed (None: EOF)."""
         framer = self._framer
@@ -232,3 +399,10 @@ class ConnectionAdapter(asyncio.Protocol):
     def _close(self) -> None:
         self._flush()
         self._writer.close()
+
+    def _finish_output(self) -> None:
+        """The connection task ended: send what is queued, and close if the
+        client's input ended (it half-closed, or the connection is gone)."""
+        self._flush()
+        if self._eof:
+            self._writer.close()

@@ -15,52 +15,12 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any, Optional
 
+from .connection import StreamWriterView as StreamWriterView
+
 if TYPE_CHECKING:
     from .connection import ConnectionAdapter
 
 __all__ = ["AiosmtpdStreams", "StreamReaderView", "StreamWriterView"]
-
-
-class StreamWriterView:
-    """What code written for aiosmtpd uses of its ``_writer``.
-
-    ``transport`` stays readable after the connection is gone (aiosmtpd's
-    own tests read it); setting ``_transport`` hands the connection a new
-    transport, as after a subclass's ``loop.start_tls()``.  The adapter
-    closes connections through it too.
-    """
-
-    def __init__(self, adapter: "ConnectionAdapter") -> None:
-        self._adapter = adapter
-        #: The connection's latest transport (the TLS one after STARTTLS).
-        self.transport: Optional[asyncio.BaseTransport] = None
-
-    @property
-    def _transport(self) -> Optional[asyncio.BaseTransport]:
-        return self.transport
-
-    @_transport.setter
-    def _transport(self, transport: asyncio.BaseTransport) -> None:
-        self._adapter._adopt_transport(transport)
-
-    def write(self, data: bytes) -> None:
-        """Send ``data`` after any replies still queued."""
-        self._adapter._flush()
-        transport = self._adapter.transport
-        if transport is not None and not transport.is_closing():
-            transport.write(data)  # type: ignore[attr-defined]
-
-    async def drain(self) -> None:
-        await self._adapter._drain()
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        transport = self.transport
-        return default if transport is None else transport.get_extra_info(name, default)
-
-    def close(self) -> None:
-        transport = self._adapter.transport
-        if transport is not None:
-            transport.close()
 
 
 class _BufferView:
@@ -71,7 +31,7 @@ class _BufferView:
         self._adapter = adapter
 
     def clear(self) -> None:
-        self._adapter._framer.discard_buffered()
+        self._adapter._drop_input()
 
 
 class StreamReaderView:
@@ -105,12 +65,12 @@ class AiosmtpdStreams:
     _plaintext_dropped = False
 
     if TYPE_CHECKING:
-        _framer: Any
         _transport: Optional[asyncio.BaseTransport]
         transport: Optional[asyncio.BaseTransport]
         _tls_started: bool
 
         def _tls_established(self, transport: asyncio.BaseTransport) -> None: ...
+        def _drop_input(self) -> None: ...
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -141,7 +101,7 @@ class AiosmtpdStreams:
         """Discard the input buffered before TLS, once per connection."""
         if not self._plaintext_dropped:
             self._plaintext_dropped = True
-            self._framer.discard_buffered()
+            self._drop_input()
 
     @property
     def _reader(self) -> StreamReaderView:

@@ -101,11 +101,13 @@ class FaultySMTP(SMTP):
     def _greeting(self) -> str:
         return self.fault_plan.reply("CONNECT") or super()._greeting()
 
-    async def _receive_data(self) -> Tuple[List[bytes], Optional[DataEnd]]:
+    async def _read_message(
+        self, size_limit: Optional[int], line_limit: Optional[int]
+    ) -> Tuple[List[bytes], Optional[DataEnd]]:
         if not self.fault_plan.drop_during_data:
-            return await super()._receive_data()
+            return await super()._read_message(size_limit, line_limit)
         # Hang up once the first content bytes are in: the client is mid-message.
-        if not self._framer.buffered:
+        if not self._peek_input():
             await self._wait_for_input()
         if isinstance(self.transport, asyncio.WriteTransport):
             self.transport.abort()
