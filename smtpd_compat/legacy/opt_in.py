@@ -18,16 +18,12 @@ from smtpd_compat.engine.dsn import MailDsn, RcptDsn
 from smtpd_compat.engine.framing import BARE_NEWLINE_REFUSAL, ChunkEnd, bare_newline_applied
 from smtpd_compat.legacy.extensions import Extensions, _configured
 
-__all__ = ["OPTIONS", "Host", "OptIn", "OptInChannel", "offered", "with_status_code"]
+__all__ = ["OPT_IN_EXTENSIONS", "OPTIONS", "Host", "OptIn", "OptInChannel", "offered", "with_status_code"]
 
+#: The opt-in extensions, by EHLO keyword.
+OPT_IN_EXTENSIONS = ("CHUNKING", "BINARYMIME", "PIPELINING", "ENHANCEDSTATUSCODES", "DSN")
 #: ``SMTPServer`` keyword -> ``engine.esmtp.Offer`` field.
-OPTIONS = {
-    "enable_CHUNKING": "chunking",
-    "enable_BINARYMIME": "binarymime",
-    "enable_PIPELINING": "pipelining",
-    "enable_ENHANCEDSTATUSCODES": "enhancedstatuscodes",
-    "enable_DSN": "dsn",
-}
+OPTIONS = {"enable_" + name: name.lower() for name in OPT_IN_EXTENSIONS}
 # RFC 2034: the greeting and the answers to HELO/EHLO carry no enhanced code.
 _NO_ENHANCED_CODES = frozenset({"", "HELO", "EHLO"})
 

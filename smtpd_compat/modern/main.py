@@ -19,7 +19,7 @@ from functools import partial
 from importlib import import_module
 from pathlib import Path
 from types import ModuleType
-from typing import Optional, Sequence, Tuple
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 from smtpd_compat.modern import __version__
 from smtpd_compat.modern.controller import UnthreadedController
@@ -44,6 +44,26 @@ PROGRAM = "smtpd_compat.modern" if "__main__.py" in sys.argv[0] else os.path.bas
 STOP_SIGNALS = tuple(
     getattr(signal, name) for name in ("SIGINT", "SIGTERM") if hasattr(signal, name)
 )
+
+
+#: The opt-in extensions' flags: (flag, extension, RFC); each sets
+#: ``SMTP(..., enable_<extension>=True)``.  The legacy CLI takes the same.
+EXTENSION_FLAGS = (
+    ("--chunking", "CHUNKING", "RFC 3030"),
+    ("--binarymime", "BINARYMIME", "RFC 3030, with --chunking"),
+    ("--pipelining", "PIPELINING", "RFC 2920"),
+    ("--enhancedstatuscodes", "ENHANCEDSTATUSCODES", "RFC 2034"),
+    ("--dsn", "DSN", "RFC 3461"),
+)
+
+
+def extension_settings(options: Any) -> Dict[str, bool]:
+    """The ``enable_<extension>`` keywords the flags turned on."""
+    return {
+        f"enable_{extension}": True
+        for _, extension, _ in EXTENSION_FLAGS
+        if getattr(options, f"enable_{extension}", False)
+    }
 
 
 def _parser() -> ArgumentParser:
@@ -139,6 +159,14 @@ def _parser() -> ArgumentParser:
             "Has no effect if ``--tlscert`` and ``--tlskey`` are not specified."
         ),
     )
+    for flag, extension, rfc in EXTENSION_FLAGS:
+        parser.add_argument(
+            flag,
+            dest=f"enable_{extension}",
+            default=False,
+            action="store_true",
+            help=f"Offer the ``{extension}`` extension ({rfc}); off by default, as in aiosmtpd.",
+        )
     parser.add_argument(
         "classargs",
         metavar="CLASSARGS",
@@ -240,6 +268,7 @@ def main(args: Optional[Sequence[str]] = None) -> None:
         enable_SMTPUTF8=ns.smtputf8,
         tls_context=_server_tls_context(ns.tlscert, ns.tlskey),
         require_starttls=ns.requiretls,
+        **extension_settings(ns),
     )()
     log.debug("Attempting to start server on %s:%s", ns.host, ns.port)
     controller.begin()
