@@ -29,7 +29,8 @@ from smtpd_compat.engine import esmtp, replies
 from smtpd_compat.engine.grammar import BadCommand, get_address, parse_params, printable, split_command, strip_keyword
 from smtpd_compat.engine.replies import STDLIB
 from smtpd_compat.legacy import bridge, opt_in, session_hooks, streaming
-from smtpd_compat.legacy.extensions import Credentials, Extensions, settings_of
+from smtpd_compat.common import client_limit
+from smtpd_compat.legacy.extensions import Credentials, Extensions, _configured, settings_of
 from smtpd_compat.legacy.framed import DATA_TERMINATOR, LINE_TERMINATOR, FramedChat
 from smtpd_compat.legacy.names import (
     DATA_SIZE_DEFAULT,
@@ -104,6 +105,8 @@ class SMTPChannel(opt_in.OptInChannel, FramedChat):
     # handle_DATA_CHUNK's stream, when the server defines it (see streaming).
     _stream_read = False
     _message_stream: Optional[streaming.MessageStream] = None
+    # The client key this connection is counted under (connection_limit_per_client).
+    _counted_as: Optional[str] = None
 
     @property
     def max_command_size_limit(self) -> int:
@@ -163,6 +166,8 @@ class SMTPChannel(opt_in.OptInChannel, FramedChat):
         ext = self._extensions()
         if ext is not None:
             ext.connected()
+        if not self._admitted():
+            return
         self._disconnect_ran = False
         refusal = session_hooks.connect_refusal(self)
         if refusal is not None:
@@ -170,6 +175,20 @@ class SMTPChannel(opt_in.OptInChannel, FramedChat):
             self.close_when_done()
             return
         self.push("220 %s %s" % (self.fqdn, package().__version__))
+
+    def _admitted(self) -> bool:
+        """Count this connection against ``connection_limit_per_client`` (the
+        server's, as on the modern face); False: over it, refused with a 421
+        and closing."""
+        limit = _configured(self.smtp_server, "connection_limit_per_client", 0)
+        if not limit:
+            return True
+        self._counted_as = client_limit.counts_for(self.smtp_server).admit(self.peer, limit)
+        if self._counted_as is None:
+            debug("Refused:", repr(self.peer), "too many connections")
+            self.push(STDLIB.too_many_connections)
+            return False
+        return True
 
     def _fresh_command_size_limits(self) -> DefaultDict[str, int]:
         return collections.defaultdict(type(self).command_size_limits.default_factory)
@@ -714,6 +733,9 @@ class SMTPChannel(opt_in.OptInChannel, FramedChat):
         self.close_when_done()
 
     def close(self) -> None:
+        if self._counted_as is not None:
+            client_limit.counts_for(self.smtp_server).release(self._counted_as)
+            self._counted_as = None
         if self._message_stream is not None:
             self._message_stream.cut()
         session_hooks.disconnected(self)
