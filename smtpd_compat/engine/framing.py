@@ -31,6 +31,8 @@ from __future__ import annotations
 import re
 from typing import NamedTuple, Optional, Union
 
+from smtpd_compat.engine.replies import TOO_MUCH_DATA
+
 __all__ = [
     "BARE_NEWLINE_POLICIES",
     "BARE_NEWLINE_REFUSAL",
@@ -121,6 +123,16 @@ def bare_newline_action(policy: str, end: DataEnd) -> str:
     return "accept"
 
 
+def message_refusal(end: DataEnd, policy: str) -> Optional[str]:
+    """The reply refusing the message ``end`` closes for its size or, under
+    ``policy``, its bare newlines; None: it may be delivered."""
+    if end.too_large:
+        return TOO_MUCH_DATA
+    if bare_newline_action(policy, end) == "reject":
+        return BARE_NEWLINE_REFUSAL
+    return None
+
+
 def bare_newline_applied(policy: str, content: bytes) -> Optional[bytes]:
     """A whole message received without ``DataEnd`` flags (BDAT) under
     ``policy``: ``content``, normalized under "normalize", or None when
@@ -151,17 +163,20 @@ class Unstuffer:
     so a streaming consumer never holds the whole message.  (The framer
     never ends a chunk between a CR and its LF.)"""
 
-    __slots__ = ("_line_start",)
+    __slots__ = ("_line_start", "_normalize")
 
-    def __init__(self) -> None:
+    def __init__(self, normalize: bool = False) -> None:
         self._line_start = True
+        #: Also make bare CRs/LFs CRLF (``bare_newline = "normalize"``).
+        self._normalize = normalize
 
     def feed(self, chunk: bytes) -> bytes:
         if not chunk:
             return chunk
         out = chunk[1:] if self._line_start and chunk[:1] == b"." else chunk
         self._line_start = chunk.endswith(b"\r\n")
-        return out.replace(b"\r\n.", b"\r\n")
+        out = out.replace(b"\r\n.", b"\r\n")
+        return normalize_newlines(out) if self._normalize else out
 
 
 class Framer:

@@ -96,6 +96,8 @@ class Dialect(NamedTuple):
     too_many_unrecognized: str
     #: The idle deadline passed; ``{host}`` is the server's name.
     timeout: str
+    #: Over ``connection_limit_per_client`` (``{host}`` as above).
+    too_many_connections: str
     #: ``MAIL ... SMTPUTF8`` while the server does not offer it.  None: the
     #: keyword is then just an unknown parameter (555), as stdlib smtpd had it.
     smtputf8_disabled: Optional[str]
@@ -108,6 +110,7 @@ AIOSMTPD = Dialect(
     junk_limit=5,  # aiosmtpd's BOGUS_LIMIT
     too_many_unrecognized="502 5.5.1 Too many unrecognized commands, goodbye.",
     timeout="421 4.4.2 {host} Error: timeout exceeded",
+    too_many_connections="421 4.7.0 {host} Error: too many connections from your address",
     smtputf8_disabled="501 Error: SMTPUTF8 disabled",
 )
 
@@ -119,5 +122,6 @@ STDLIB = Dialect(
     junk_limit=100,
     too_many_unrecognized="421 Error: too many unrecognized commands",
     timeout="421 Error: timeout exceeded",
+    too_many_connections="421 Error: too many connections from your address",
     smtputf8_disabled=None,
 )

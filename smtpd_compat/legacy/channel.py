@@ -21,14 +21,16 @@ from smtpd_compat.engine.framing import (
     BARE_NEWLINE_REFUSAL,
     DataEnd,
     bare_newline_action,
+    message_refusal,
     normalize_newlines,
     unstuff,
 )
 from smtpd_compat.engine import esmtp, replies
 from smtpd_compat.engine.grammar import BadCommand, get_address, parse_params, printable, split_command, strip_keyword
 from smtpd_compat.engine.replies import STDLIB
-from smtpd_compat.legacy import bridge, opt_in, session_hooks
-from smtpd_compat.legacy.extensions import Credentials, Extensions, settings_of
+from smtpd_compat.legacy import bridge, opt_in, session_hooks, streaming
+from smtpd_compat.common import client_limit
+from smtpd_compat.legacy.extensions import Credentials, Extensions, _configured, settings_of
 from smtpd_compat.legacy.framed import DATA_TERMINATOR, LINE_TERMINATOR, FramedChat
 from smtpd_compat.legacy.names import (
     DATA_SIZE_DEFAULT,
@@ -100,6 +102,11 @@ class SMTPChannel(opt_in.OptInChannel, FramedChat):
     _ext: Optional[Extensions] = None
     _ext_read = False
     _junk: Optional[esmtp.JunkBudget] = None
+    # handle_DATA_CHUNK's stream, when the server defines it (see streaming).
+    _stream_read = False
+    _message_stream: Optional[streaming.MessageStream] = None
+    # The client key this connection is counted under (connection_limit_per_client).
+    _counted_as: Optional[str] = None
 
     @property
     def max_command_size_limit(self) -> int:
@@ -159,6 +166,8 @@ class SMTPChannel(opt_in.OptInChannel, FramedChat):
         ext = self._extensions()
         if ext is not None:
             ext.connected()
+        if not self._admitted():
+            return
         self._disconnect_ran = False
         refusal = session_hooks.connect_refusal(self)
         if refusal is not None:
@@ -166,6 +175,20 @@ class SMTPChannel(opt_in.OptInChannel, FramedChat):
             self.close_when_done()
             return
         self.push("220 %s %s" % (self.fqdn, package().__version__))
+
+    def _admitted(self) -> bool:
+        """Count this connection against ``connection_limit_per_client`` (the
+        server's, as on the modern face); False: over it, refused with a 421
+        and closing."""
+        limit = _configured(self.smtp_server, "connection_limit_per_client", 0)
+        if not limit:
+            return True
+        self._counted_as = client_limit.counts_for(self.smtp_server).admit(self.peer, limit)
+        if self._counted_as is None:
+            debug("Refused:", repr(self.peer), "too many connections")
+            self.push(STDLIB.too_many_connections)
+            return False
+        return True
 
     def _fresh_command_size_limits(self) -> DefaultDict[str, int]:
         return collections.defaultdict(type(self).command_size_limits.default_factory)
@@ -217,6 +240,8 @@ class SMTPChannel(opt_in.OptInChannel, FramedChat):
             self._hooks.new_transaction()
         if self._opt_in is not None:
             self._opt_in.new_transaction()
+        if self._message_stream is not None:
+            self._message_stream.new_message()
 
     def _set_rset_state(self) -> None:
         """Reset all state variables except the greeting."""
@@ -269,7 +294,32 @@ class SMTPChannel(opt_in.OptInChannel, FramedChat):
             self._utf8 = codecs.getincrementaldecoder("utf-8")("surrogateescape")
         return self._utf8
 
+    def _stream(self) -> Optional[streaming.MessageStream]:
+        """The stream to ``handle_DATA_CHUNK``; None: the server has no such hook."""
+        if not self._stream_read:
+            self._stream_read = True
+            self._message_stream = streaming.stream_of(self)
+        return self._message_stream
+
+    def _collect_content(self, data: bytes) -> None:
+        stream = self._stream()
+        if stream is None or self.smtp_state != self.DATA:
+            FramedChat._collect_content(self, data)
+        else:
+            stream.data(data)  # never into received_lines
+
     def data_ended(self, end: DataEnd) -> None:
+        stream = self._stream()
+        if stream is not None and self.smtp_state == self.DATA:
+            refusal = message_refusal(end, self.bare_newline)
+            if refusal is not None:
+                stream.refused()
+                self._set_post_data_state()
+                self.push(refusal)
+                return
+            stream.ended()
+            self._accept(None)
+            return
         action = bare_newline_action(self.bare_newline, end)
         if action == "reject":
             self.received_lines = []
@@ -311,10 +361,11 @@ class SMTPChannel(opt_in.OptInChannel, FramedChat):
         raw = line if isinstance(line, bytes) else line.encode("utf-8", "surrogateescape")
         self._accept(unstuff(raw))
 
-    def _accept(self, unstuffed: bytes) -> None:
-        """Deliver a received message (after DATA or the last BDAT chunk)."""
+    def _accept(self, unstuffed: Optional[bytes]) -> None:
+        """Deliver a received message (after DATA or the last BDAT chunk);
+        None: it went to ``handle_DATA_CHUNK`` already."""
         try:
-            self.received_data = bridge.legacy_data(unstuffed, self._decode_data)
+            self.received_data = "" if unstuffed is None else bridge.legacy_data(unstuffed, self._decode_data)
         except UnicodeDecodeError:
             self.push(bridge.NOT_UTF8_REPLY)
             self._set_post_data_state()
@@ -399,10 +450,11 @@ class SMTPChannel(opt_in.OptInChannel, FramedChat):
         assert authenticator is not None  # AUTH is offered only with one
         ext.finish_auth(self._hook_context().call(authenticator, *credentials))
 
-    def _deliver(self, unstuffed: bytes) -> Optional[str]:
+    def _deliver(self, unstuffed: Optional[bytes]) -> Optional[str]:
         hook = self._hook("DATA")
         if hook is not None:
-            self._hook_context().set_content(unstuffed, self._decode_data)
+            if unstuffed is not None:
+                self._hook_context().set_content(unstuffed, self._decode_data)
             return self._run_hook(hook)
         kwargs: Dict[str, Any] = {}
         if not self._decode_data:
@@ -412,9 +464,8 @@ class SMTPChannel(opt_in.OptInChannel, FramedChat):
             kwargs["auth_data"] = ext.auth_data
         if self._opt_in is not None:
             kwargs.update(self._opt_in.process_message_kwargs())
-        status: Optional[str] = self.smtp_server.process_message(
-            self.peer, self.mailfrom, self.rcpttos, self.received_data, **kwargs
-        )
+        data = None if unstuffed is None else self.received_data
+        status: Optional[str] = self.smtp_server.process_message(self.peer, self.mailfrom, self.rcpttos, data, **kwargs)
         return status
 
     # -- modern hooks (see bridge) ------------------------------------------------------
@@ -682,6 +733,11 @@ class SMTPChannel(opt_in.OptInChannel, FramedChat):
         self.close_when_done()
 
     def close(self) -> None:
+        if self._counted_as is not None:
+            client_limit.counts_for(self.smtp_server).release(self._counted_as)
+            self._counted_as = None
+        if self._message_stream is not None:
+            self._message_stream.cut()
         session_hooks.disconnected(self)
         FramedChat.close(self)
         if self._hooks is not None:

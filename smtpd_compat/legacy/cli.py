@@ -6,7 +6,7 @@ on Python 3.11.  ``-c`` names a legacy server class (``DebuggingServer``, or
 class (e.g. ``smtpd_compat.modern.handlers.Sink``), which is then served by
 the modern SMTP protocol.  Ctrl-C and SIGTERM stop the server cleanly.
 
-The TLS options are additions, spelled as on the modern command line
+The TLS and extension options (``--chunking`` ...) are additions, spelled as on the modern command line
 (``--tlscert``/``--tlskey``, ``--no-requiretls``, ``--smtpscert``/
 ``--smtpskey``).  Every stdlib option, abbreviations included, is parsed
 as before: ``--smtp`` still means ``--smtputf8`` and ``--no``
@@ -27,6 +27,7 @@ from smtpd_compat.common.console import announce_listening
 from smtpd_compat.common.signals import interrupting
 from smtpd_compat.common.tls import server_tls_context
 from smtpd_compat.legacy.names import COMMASPACE, package
+from smtpd_compat.legacy.opt_in import OPT_IN_EXTENSIONS
 
 if TYPE_CHECKING:
     import ssl
@@ -86,6 +87,10 @@ Options:
         Speak TLS from the first byte ("SMTPS", RFC 8314) with this
         certificate and private key (PEM files; give both).
 
+    --chunking, --binarymime, --pipelining, --enhancedstatuscodes, --dsn
+        Offer that extension (RFC 3030 CHUNKING and BINARYMIME, RFC 2920,
+        RFC 2034, RFC 3461 DSN); each is off by default, as in stdlib smtpd.
+
     --help
     -h
         Print this message and exit.
@@ -112,6 +117,8 @@ class Options:
     require_starttls = True
     smtps_cert: Optional[str] = None
     smtps_key: Optional[str] = None
+    #: The ``enable_<extension>`` keywords the extension flags turned on.
+    extensions: Dict[str, bool]
 
 
 def usage(code: int, msg: Any = "") -> NoReturn:
@@ -123,15 +130,18 @@ def usage(code: int, msg: Any = "") -> NoReturn:
 
 
 _STDLIB_LONG_OPTIONS = ["class=", "nosetuid", "version", "help", "size=", "debug", "smtputf8"]
-_TLS_LONG_OPTIONS = ["tlscert=", "tlskey=", "no-requiretls", "smtpscert=", "smtpskey="]
+_EXTENSION_OPTIONS = {"--" + name.lower(): "enable_" + name for name in OPT_IN_EXTENSIONS}
+_ADDED_LONG_OPTIONS = ["tlscert=", "tlskey=", "no-requiretls", "smtpscert=", "smtpskey="] + [
+    flag[2:] for flag in _EXTENSION_OPTIONS
+]
 
 
 def _kept_abbreviations() -> Dict[str, str]:
-    """Abbreviations of a stdlib option that the TLS options would make
+    """Abbreviations of a stdlib option that the added options would make
     ambiguous (``--smtp``: ``--smtputf8`` or ``--smtpscert``?), mapped to
     the stdlib option they name, as they did in stdlib smtpd."""
     stdlib = [option.rstrip("=") for option in _STDLIB_LONG_OPTIONS]
-    added = [option.rstrip("=") for option in _TLS_LONG_OPTIONS]
+    added = [option.rstrip("=") for option in _ADDED_LONG_OPTIONS]
     kept = {}
     for name in stdlib:
         for end in range(1, len(name)):
@@ -149,7 +159,7 @@ def _getopt(argv: List[str]) -> Tuple[List[Tuple[str, str]], List[str]]:
     takes_value = {option.rstrip("=") for option in _STDLIB_LONG_OPTIONS if option.endswith("=")}
     aliases = [prefix + ("=" if name in takes_value else "") for prefix, name in kept.items()]
     try:
-        opts, args = getopt.getopt(argv, "nVhc:s:du", _STDLIB_LONG_OPTIONS + _TLS_LONG_OPTIONS + aliases)
+        opts, args = getopt.getopt(argv, "nVhc:s:du", _STDLIB_LONG_OPTIONS + _ADDED_LONG_OPTIONS + aliases)
     except getopt.error as e:
         if e.opt in kept:  # the message names the option, as stdlib's did
             e.msg = e.msg.replace("--" + e.opt, "--" + kept[e.opt])
@@ -165,6 +175,7 @@ def parseargs() -> Options:
         usage(1, e)
 
     options = Options()
+    options.extensions = {}
     for opt, arg in opts:
         if opt in ("-h", "--help"):
             usage(0)
@@ -195,6 +206,8 @@ def parseargs() -> Options:
             options.smtps_cert = arg
         elif opt == "--smtpskey":
             options.smtps_key = arg
+        elif opt in _EXTENSION_OPTIONS:
+            options.extensions[_EXTENSION_OPTIONS[opt]] = True
     _check_pair("tls", options.tls_cert, options.tls_key)
     _check_pair("smtps", options.smtps_cert, options.smtps_key)
 
@@ -282,6 +295,8 @@ def _serve_legacy(server_class: Any, options: Options) -> None:
         server.require_starttls = options.require_starttls
     if smtps_context is not None:
         server.ssl_context = smtps_context
+    for keyword in options.extensions:
+        setattr(server, keyword, True)
     if options.setuid:
         _become_nobody()
     listener = getattr(server, "socket", None)  # a subclass may have replaced it
@@ -305,7 +320,7 @@ def _serve_modern(handler_class: Any, options: Options) -> None:
     except TypeError as e:
         print("Cannot create handler %s without arguments: %s" % (options.classname, e), file=sys.stderr)
         sys.exit(1)
-    settings: Dict[str, Any] = {"enable_SMTPUTF8": options.enable_SMTPUTF8}
+    settings: Dict[str, Any] = {"enable_SMTPUTF8": options.enable_SMTPUTF8, **options.extensions}
     if options.size_limit is not None:
         settings["data_size_limit"] = options.size_limit
     tls_context, smtps_context = _tls_contexts(options)

@@ -17,17 +17,14 @@ from smtpd_compat.engine import chunking, enhanced, replies, sasl
 from smtpd_compat.engine.dsn import MailDsn, RcptDsn
 from smtpd_compat.engine.framing import BARE_NEWLINE_REFUSAL, ChunkEnd, bare_newline_applied
 from smtpd_compat.legacy.extensions import Extensions, _configured
+from smtpd_compat.legacy.streaming import MessageStream
 
-__all__ = ["OPTIONS", "Host", "OptIn", "OptInChannel", "offered", "with_status_code"]
+__all__ = ["OPT_IN_EXTENSIONS", "OPTIONS", "Host", "OptIn", "OptInChannel", "offered", "with_status_code"]
 
+#: The opt-in extensions, by EHLO keyword.
+OPT_IN_EXTENSIONS = ("CHUNKING", "BINARYMIME", "PIPELINING", "ENHANCEDSTATUSCODES", "DSN")
 #: ``SMTPServer`` keyword -> ``engine.esmtp.Offer`` field.
-OPTIONS = {
-    "enable_CHUNKING": "chunking",
-    "enable_BINARYMIME": "binarymime",
-    "enable_PIPELINING": "pipelining",
-    "enable_ENHANCEDSTATUSCODES": "enhancedstatuscodes",
-    "enable_DSN": "dsn",
-}
+OPTIONS = {"enable_" + name: name.lower() for name in OPT_IN_EXTENSIONS}
 # RFC 2034: the greeting and the answers to HELO/EHLO carry no enhanced code.
 _NO_ENHANCED_CODES = frozenset({"", "HELO", "EHLO"})
 
@@ -61,7 +58,9 @@ class Host(Protocol):
 
     def _set_post_data_state(self) -> None: ...
 
-    def _accept(self, content: bytes) -> None: ...
+    def _accept(self, content: Optional[bytes]) -> None: ...
+
+    def _stream(self) -> Optional[MessageStream]: ...
 
 
 class OptIn:
@@ -133,7 +132,11 @@ class OptIn:
     def data(self, data: bytes) -> None:
         plan = self._plan
         assert plan is not None and plan.message is not None  # a discarded chunk makes no data
-        plan.message.parts.append(data)
+        stream = self.channel._stream()
+        if stream is None:
+            plan.message.parts.append(data)
+        else:
+            stream.piece(data)  # as sent: BDAT has no dots to unstuff
 
     def ended(self) -> None:
         """The chunk was read: answer it, deliver after the last one."""
@@ -141,7 +144,11 @@ class OptIn:
         channel = self.channel
         if plan is None:
             return  # a chunk skipped after its command was refused
-        if plan.reply is None:
+        stream = channel._stream()
+        if plan.reply is None and stream is not None:
+            stream.ended()  # no bare-newline check: the message is gone (as on the modern face)
+            channel._accept(None)
+        elif plan.reply is None:
             assert plan.message is not None
             content = plan.message.content()
             if "BODY=BINARYMIME" not in getattr(channel, "mail_options", ()):  # a binary body has no lines
@@ -154,6 +161,8 @@ class OptIn:
             # As after DATA, whose last CRLF belongs to the end marker.
             channel._accept(content[:-2] if content.endswith(b"\r\n") else content)
         elif plan.ends_transaction:
+            if stream is not None:
+                stream.refused()
             channel._set_post_data_state()
             channel.push(plan.reply)
         else:

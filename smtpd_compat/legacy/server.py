@@ -37,6 +37,10 @@ class SMTPServer(asyncore.dispatcher):
     auth_required = False
     auth_require_tls = True
     auth_exclude_mechanism: Optional[Iterable[str]] = None
+    #: Most simultaneous connections from one client address to this
+    #: server; the next gets a 421 and is closed (as the modern face's
+    #: ``SMTP.connection_limit_per_client``).  0: no limit (stdlib's).
+    connection_limit_per_client = 0
 
     def __init__(
         self,
@@ -59,6 +63,7 @@ class SMTPServer(asyncore.dispatcher):
         enable_PIPELINING: bool = False,
         enable_ENHANCEDSTATUSCODES: bool = False,
         enable_DSN: bool = False,
+        connection_limit_per_client: int = 0,
     ) -> None:
         """Bind and listen on ``localaddr`` right away.
 
@@ -83,6 +88,9 @@ class SMTPServer(asyncore.dispatcher):
         ``decode_data``); ``enable_PIPELINING``, ``enable_ENHANCEDSTATUSCODES``
         (RFC 2920, 2034); ``enable_DSN`` (RFC 3461): ``process_message`` gets
         ``dsn`` and ``rcpt_dsn`` keywords (``engine.dsn.MailDsn``/``RcptDsn``).
+        ``connection_limit_per_client``: most simultaneous connections from
+        one address (0: none); the next gets "421 Error: too many
+        connections from your address".
         """
         if auth_required and authenticator is None:
             raise ValueError("auth_required needs an authenticator")
@@ -100,6 +108,8 @@ class SMTPServer(asyncore.dispatcher):
         self.enable_PIPELINING = enable_PIPELINING
         self.enable_ENHANCEDSTATUSCODES = enable_ENHANCEDSTATUSCODES
         self.enable_DSN = enable_DSN
+        if connection_limit_per_client:  # else the class attribute holds
+            self.connection_limit_per_client = connection_limit_per_client
         esmtp.check_offer(esmtp.Offer(None, not decode_data, False, **opt_in.offered(self)))
         self._localaddr = localaddr
         self._remoteaddr = remoteaddr

@@ -137,9 +137,15 @@ class BaseController(metaclass=ABCMeta):
         *,
         ssl_context: Optional[ssl.SSLContext] = None,
         server_hostname: Optional[str] = None,
+        ssl_handshake_timeout: Optional[float] = None,
         **SMTP_parameters: Any,
     ) -> None:
         self.handler = handler
+        #: Seconds an SMTPS client may take over its TLS handshake (None:
+        #: ``SMTP.ssl_handshake_timeout`` when ``factory()`` is the stock one,
+        #: else asyncio's 60), so a client that never sends its ClientHello
+        #: is dropped.
+        self.ssl_handshake_timeout = ssl_handshake_timeout
         # A loop we create is ours to replace when closed and to close at stop.
         self._loop = loop
         self._owns_loop = loop is None
@@ -194,6 +200,18 @@ class BaseController(metaclass=ABCMeta):
             return _FakeServer(self.loop)
         finally:
             self._factory_invoked.set()
+
+    def _tls_listener(self) -> Dict[str, Any]:
+        """``create_server``'s TLS keywords: ``ssl``, and with it the
+        handshake timeout (asyncio refuses one without ``ssl``)."""
+        if self.ssl_context is None:
+            return {"ssl": None}
+        timeout = self.ssl_handshake_timeout
+        if timeout is None and type(self).factory is BaseController.factory:
+            timeout = SMTP.ssl_handshake_timeout
+        if timeout is None:
+            return {"ssl": self.ssl_context}
+        return {"ssl": self.ssl_context, "ssl_handshake_timeout": timeout}
 
     @abstractmethod
     def _create_server(self) -> Awaitable[asyncio.AbstractServer]:
@@ -548,7 +566,7 @@ class InetMixin(BaseController, metaclass=ABCMeta):
 
     async def _bind_inet(self) -> asyncio.AbstractServer:
         server = await self.loop.create_server(
-            self._factory_invoker, host=self.hostname, port=self.port, ssl=self.ssl_context
+            self._factory_invoker, host=self.hostname, port=self.port, **self._tls_listener()
         )
         if self.port == 0:
             ports = [sock.getsockname()[1] for sock in server.sockets]
@@ -558,7 +576,7 @@ class InetMixin(BaseController, metaclass=ABCMeta):
                 server.close()
                 await server.wait_closed()
                 server = await self.loop.create_server(
-                    self._factory_invoker, host=self.hostname, port=ports[0], ssl=self.ssl_context
+                    self._factory_invoker, host=self.hostname, port=ports[0], **self._tls_listener()
                 )
             self.port = server.sockets[0].getsockname()[1]
         return server
@@ -579,7 +597,7 @@ class UnixSocketMixin(BaseController, metaclass=ABCMeta):
 
     def _create_server(self) -> Awaitable[asyncio.AbstractServer]:
         return self.loop.create_unix_server(
-            self._factory_invoker, path=self.unix_socket, ssl=self.ssl_context
+            self._factory_invoker, path=self.unix_socket, **self._tls_listener()
         )
 
 

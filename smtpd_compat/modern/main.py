@@ -22,7 +22,7 @@ from contextlib import suppress
 from functools import partial
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Callable, NoReturn, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, NoReturn, Optional, Sequence, Tuple
 
 from smtpd_compat.common.address import MAX_PORT, split_bracketed
 from smtpd_compat.common.classpath import import_class
@@ -47,6 +47,26 @@ DEFAULT_CLASS = "smtpd_compat.modern.handlers.Debugging"
 
 # "python -m smtpd_compat.modern" would otherwise show up as ".../__main__.py".
 PROGRAM = "smtpd_compat.modern" if "__main__.py" in sys.argv[0] else os.path.basename(sys.argv[0])
+
+
+#: The opt-in extensions' flags: (flag, extension, RFC); each sets
+#: ``SMTP(..., enable_<extension>=True)``.  The legacy CLI takes the same.
+EXTENSION_FLAGS = (
+    ("--chunking", "CHUNKING", "RFC 3030"),
+    ("--binarymime", "BINARYMIME", "RFC 3030, with --chunking"),
+    ("--pipelining", "PIPELINING", "RFC 2920"),
+    ("--enhancedstatuscodes", "ENHANCEDSTATUSCODES", "RFC 2034"),
+    ("--dsn", "DSN", "RFC 3461"),
+)
+
+
+def extension_settings(options: Any) -> Dict[str, bool]:
+    """The ``enable_<extension>`` keywords the flags turned on."""
+    return {
+        f"enable_{extension}": True
+        for _, extension, _ in EXTENSION_FLAGS
+        if getattr(options, f"enable_{extension}", False)
+    }
 
 
 def _parser() -> ArgumentParser:
@@ -142,6 +162,14 @@ def _parser() -> ArgumentParser:
             "Has no effect if ``--tlscert`` and ``--tlskey`` are not specified."
         ),
     )
+    for flag, extension, rfc in EXTENSION_FLAGS:
+        parser.add_argument(
+            flag,
+            dest=f"enable_{extension}",
+            default=False,
+            action="store_true",
+            help=f"Offer the ``{extension}`` extension ({rfc}); off by default, as in aiosmtpd.",
+        )
     parser.add_argument(
         "classargs",
         metavar="CLASSARGS",
@@ -297,6 +325,7 @@ def main(args: Optional[Sequence[str]] = None) -> None:
             enable_SMTPUTF8=ns.smtputf8,
             tls_context=server_tls_context(ns.tlscert, ns.tlskey),
             require_starttls=ns.requiretls,
+            **extension_settings(ns),
         )()
     except OSError as e:  # ssl.SSLError included: an unreadable certificate or key
         _fail(f"cannot load the TLS certificate: {e}")

@@ -17,9 +17,9 @@ import inspect
 import logging
 import socket
 import ssl
-import weakref
 from typing import AbstractSet, Any, Dict, MutableMapping, NoReturn, Optional, Tuple, Union
 
+from ..common import client_limit
 from ..common.hooks import bind_prefixed, class_functions, ehlo_hook_version
 from ..common.session import MISSING, Envelope, Session
 from ..engine import chunking, enhanced, esmtp, replies, starttls
@@ -50,10 +50,6 @@ BOGUS_LIMIT = AIOSMTPD.junk_limit
 make_loop = _get_or_new_eventloop
 
 _fqdn: Optional[str] = None
-# Open connections per client address, per event loop (connection_limit_per_client).
-_connections_by_client: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, collections.Counter[str]]" = (
-    weakref.WeakKeyDictionary()
-)
 # RFC 2034: the greeting and the answers to HELO/EHLO/LHLO carry no enhanced code.
 _NO_ENHANCED_CODES = frozenset({"", "HELO", "EHLO", "LHLO"})
 
@@ -253,15 +249,13 @@ class SMTPProtocol(ConnectionAdapter):
         False: over it, refused with a 421 and closed."""
         assert self.session is not None
         peer = self.session.peer
-        host = peer[0] if isinstance(peer, tuple) else str(peer)
-        counts = _connections_by_client.setdefault(self.loop, collections.Counter())
-        if counts[host] >= self.connection_limit_per_client:
-            log.warning("%r refused: %d connections from that address", peer, counts[host])
-            self._queue(f"421 4.7.0 {self.hostname} Error: too many connections from your address")
+        counts = client_limit.counts_for(self.loop)
+        self._counted_as = counts.admit(peer, self.connection_limit_per_client)
+        if self._counted_as is None:
+            log.warning("%r refused: %d connections from that address", peer, counts.open_from(peer))
+            self._queue(AIOSMTPD.too_many_connections.format(host=self.hostname))
             self._close()
             return False
-        counts[host] += 1
-        self._counted_as = host
         return True
 
     def _tls_established(self, tls_transport: asyncio.BaseTransport) -> None:
@@ -290,10 +284,7 @@ class SMTPProtocol(ConnectionAdapter):
 
     def _lost(self) -> None:
         if self._counted_as is not None:
-            counts = _connections_by_client[self.loop]
-            counts[self._counted_as] -= 1
-            if counts[self._counted_as] <= 0:
-                del counts[self._counted_as]
+            client_limit.counts_for(self.loop).release(self._counted_as)
             self._counted_as = None
         if self.session is not None:
             log.info("%r connection lost", self.session.peer)

@@ -23,6 +23,7 @@ from ..engine.framing import (
     DataChunk,
     DataEnd,
     Unstuffer,
+    message_refusal,
     bare_newline_action,
     bare_newline_applied,
     normalize_newlines,
@@ -533,7 +534,7 @@ class SMTP(AiosmtpdStreams, AuthMixin):
         it piece by piece, unstuffed, and is never held whole; a refused or
         cut message ends with ``handle_DATA_CHUNK(..., None)``."""
         self._start_message(self.data_size_limit, self.line_length_limit)
-        end = await self._stream(Unstuffer())
+        end = await self._stream(Unstuffer(normalize=self.bare_newline == "normalize"))
         if end is None:
             return
         assert type(end) is DataEnd
@@ -548,14 +549,11 @@ class SMTP(AiosmtpdStreams, AuthMixin):
     async def _stream(self, unstuffer: Optional[Unstuffer]) -> Any:
         """Hand ``DataChunk``s to ``handle_DATA_CHUNK`` until the event that
         ends them (None, after telling the hook, when the connection is gone)."""
-        normalize = unstuffer is not None and self.bare_newline == "normalize"
         while True:
             event = await self._next_event()
             if type(event) is not DataChunk:
                 break
             data = event.data if unstuffer is None else unstuffer.feed(event.data)
-            if normalize:
-                data = normalize_newlines(data)  # a chunk never ends between CR and LF
             if data:
                 await self._call_handler_hook("DATA_CHUNK", data)
         if event is None:
@@ -604,11 +602,7 @@ class SMTP(AiosmtpdStreams, AuthMixin):
         """The reply refusing a received message, or None to accept it."""
         if end.line_too_long:
             return "500 Line too long (see RFC5321 4.5.3.1.6)"
-        if end.too_large:
-            return replies.TOO_MUCH_DATA
-        if bare_newline_action(self.bare_newline, end) == "reject":
-            return BARE_NEWLINE_REFUSAL
-        return None
+        return message_refusal(end, self.bare_newline)
 
     async def _deliver(self) -> Any:
         """Hand the finished envelope to ``handle_DATA`` (or the deprecated

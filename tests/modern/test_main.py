@@ -295,6 +295,27 @@ def test_size_and_smtputf8_options(servers: List[Server]) -> None:
         assert excinfo.value.smtp_code == 552
 
 
+EXTENSIONS = ["chunking", "binarymime", "pipelining", "enhancedstatuscodes", "dsn"]
+
+
+def test_extension_flags(servers: List[Server]) -> None:
+    plain = start(servers)
+    offering = start(servers, *("--" + name for name in EXTENSIONS))
+    with smtplib.SMTP("127.0.0.1", plain.port) as client:
+        client.ehlo("me")
+        assert not any(client.has_extn(name) for name in EXTENSIONS)
+    with smtplib.SMTP("127.0.0.1", offering.port) as client:
+        client.ehlo("me")
+        assert all(client.has_extn(name) for name in EXTENSIONS)
+        assert client.docmd("MAIL FROM:<a@example.com> RET=HDRS") == (250, b"2.1.0 OK")
+
+
+def test_help_documents_the_extension_flags() -> None:
+    text = run_cli("--help").stdout
+    for name in EXTENSIONS:
+        assert re.search(rf"--{name}\s", text) and f"``{name.upper()}``" in text
+
+
 def test_debug_levels(servers: List[Server]) -> None:
     quiet = start(servers)
     chatty = start(servers, "-dd")

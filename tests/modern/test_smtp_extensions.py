@@ -190,6 +190,29 @@ def test_ssl_handshake_timeout_closes_a_silent_starttls(cert_pair: Any) -> None:
             assert client.rest() == b"", "closed without a ClientHello, long before the idle timeout"
 
 
+@pytest.mark.parametrize("how", ["controller keyword", "SMTP class attribute"])
+def test_ssl_handshake_timeout_drops_a_silent_smtps_client(cert_pair: Any, how: str, monkeypatch: Any) -> None:
+    import socket
+
+    from smtpd_compat.modern.controller import Controller
+
+    keywords = {"ssl_handshake_timeout": 0.2} if how == "controller keyword" else {}
+    if how == "SMTP class attribute":
+        monkeypatch.setattr(SMTP, "ssl_handshake_timeout", 0.2)
+    controller = Controller(Recorder(), hostname="127.0.0.1", port=0, ssl_context=cert_pair.server_context(),
+                            **keywords)
+    controller.start()
+    try:
+        with socket.create_connection(("127.0.0.1", controller.port), timeout=30) as silent:
+            try:
+                closed = silent.recv(1) == b""  # no ClientHello ever sent
+            except ConnectionResetError:
+                closed = True
+        assert closed, "dropped after the handshake timeout, long before asyncio's 60 s"
+    finally:
+        controller.stop()
+
+
 def test_command_log_level(caplog: pytest.LogCaptureFixture) -> None:
     import logging
 

@@ -122,3 +122,47 @@ def test_smtplib_sends_dsn_parameters_to_the_legacy_face() -> None:
         ((_, _, data, kwargs),) = legacy.server.calls
     assert data == b"hi"
     assert (kwargs["dsn"], kwargs["rcpt_dsn"]) == (MailDsn(None, "e1"), {"c@d": RcptDsn(("NEVER",), None)})
+
+
+def _greeting(port: int) -> Any:
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    return sock, sock.recv(4096)
+
+
+def test_connection_limit_per_client() -> None:
+    with LoopThread(smtpd.DebuggingServer, None, connection_limit_per_client=2) as legacy:
+        (first, hello1), (second, hello2) = _greeting(legacy.port), _greeting(legacy.port)
+        assert hello1.startswith(b"220 ") and hello2.startswith(b"220 ")
+        third, refused = _greeting(legacy.port)
+        with third:
+            assert refused == b"421 Error: too many connections from your address\r\n"
+            assert third.recv(4096) == b"", "closed"
+        with second:
+            second.sendall(b"NOOP\r\n")
+            assert second.recv(4096) == b"250 OK\r\n"
+        first.sendall(b"QUIT\r\n")
+        assert first.recv(4096) == b"221 Bye\r\n"
+        assert first.recv(4096) == b""
+        first.close()
+        greeting = b""
+        for _ in range(100):  # the server may see the close a moment after the client
+            again, greeting = _greeting(legacy.port)
+            again.close()
+            if greeting.startswith(b"220"):
+                break
+            time.sleep(0.01)
+        assert greeting.startswith(b"220 "), greeting
+
+
+def test_connection_limit_counts_per_server_and_address() -> None:
+    class Limited(smtpd.DebuggingServer):
+        connection_limit_per_client = 1
+
+    with LoopThread(Limited, None) as one, LoopThread(Limited, None) as other:
+        held, hello = _greeting(one.port)
+        with held:
+            assert hello.startswith(b"220 ")
+            for port, expected in ((one.port, b"421 "), (other.port, b"220 ")):
+                sock, reply = _greeting(port)
+                sock.close()
+                assert reply.startswith(expected), (port, reply)

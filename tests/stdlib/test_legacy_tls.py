@@ -384,6 +384,38 @@ def test_cli_help_documents_the_tls_options() -> None:
         assert option in text
 
 
+EXTENSIONS = ["chunking", "binarymime", "pipelining", "enhancedstatuscodes", "dsn"]
+
+
+@pytest.mark.parametrize("server_class", ["DebuggingServer", "smtpd_compat.modern.handlers.Sink"])
+def test_cli_extension_flags(cli_pair: List[Any], server_class: str) -> None:
+    plain = _start(False, "-n", "-c", server_class)
+    cli_pair.append(plain)
+    offering = _start(False, "-n", "-c", server_class, *("--" + name for name in EXTENSIONS))
+    cli_pair.append(offering)
+    with smtplib.SMTP("127.0.0.1", plain[1], timeout=10) as client:
+        client.ehlo("me")
+        assert not any(client.has_extn(name) for name in EXTENSIONS)
+    with smtplib.SMTP("127.0.0.1", offering[1], timeout=10) as client:
+        client.ehlo("me")
+        assert all(client.has_extn(name) for name in EXTENSIONS)
+        assert client.docmd("BDAT 0")[0] == 503  # BDAT is a command now (no MAIL yet)
+
+
+@pytest.mark.parametrize("args", [["--c=x", "-V"], ["--d", "-V"], ["--de", "-V"], ["--cl=x", "-V"]])
+def test_cli_abbreviations_next_to_the_extension_flags(args: List[str]) -> None:
+    expected = _run_cli(True, *args)
+    got = _run_cli(False, *args)
+    assert (got.returncode, got.stdout) == (expected.returncode, expected.stdout)
+    assert got.stderr.splitlines()[-1:] == expected.stderr.splitlines()[-1:]
+
+
+def test_cli_help_documents_the_extension_flags() -> None:
+    text = _run_cli(False, "-h").stderr.decode()
+    for name in EXTENSIONS:
+        assert "--" + name in text
+
+
 @pytest.fixture
 def cli_pair() -> Any:
     started: List[Any] = []
