@@ -71,8 +71,8 @@ def workload_table(records: Sequence[Record], workload: str, servers: Sequence[s
                  "| still open | peak RSS MiB | server CPU s |",
                  "|---|---|---|---|---|---|---|---|---|"]
     else:
-        lines = ["| server | runs | msgs/s | MB/s | msgs done | peak RSS MiB | server CPU s |",
-                 "|---|---|---|---|---|---|---|"]
+        lines = ["| server | runs | msgs/s | MB/s | msgs done | peak RSS MiB | server CPU s | client CPU s |",
+                 "|---|---|---|---|---|---|---|---|"]
     for server in servers:
         runs = [r for r in records if r["workload"] == workload and r["server"] == server]
         if not runs:
@@ -88,6 +88,8 @@ def workload_table(records: Sequence[Record], workload: str, servers: Sequence[s
             cells = [_spread(_values(runs, "msgs_per_s"), 0), _spread(_values(runs, "MB_per_s"), 2),
                      _spread(_values(runs, "messages_done"), 0)]
         cells += [_spread(_peak_mib(runs), 1), _spread(_values(runs, "server_cpu_s"), 2)]
+        if workload != "idle":
+            cells.append(_spread(_values(runs, "client_cpu_s"), 2))
         lines.append("| %s | %s | %s |" % (server, _statuses(runs), " | ".join(cells)))
     return lines
 

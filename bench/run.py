@@ -35,12 +35,17 @@ SINKS_DIR = os.path.join(BENCH_DIR, "servers")
 # {PYTHON} runs this project, {REF_PYTHON} the references, {PORT} is filled per run
 SERVER_COMMANDS = {
     "compat-modern": "{PYTHON} -m smtpd_compat.modern -n -c smtpd_compat.modern.handlers.Sink -l 127.0.0.1:{PORT}",
+    "compat-modern-2w": "{PYTHON} -m smtpd_compat.modern -n -c smtpd_compat.modern.handlers.Sink -l 127.0.0.1:{PORT}"
+                        " --workers 2",
     "compat-legacy": "{PYTHON} -m smtpd_compat -n -c compat_sink.Sink 127.0.0.1:{PORT}",
     "aiosmtpd": "{REF_PYTHON} -m aiosmtpd -n -c aiosmtpd.handlers.Sink -l 127.0.0.1:{PORT}",
     "stdlib": "{REF_PYTHON} -W ignore -m smtpd -n -c stdlib_sink.Sink 127.0.0.1:{PORT}",
 }
 PROJECT_SERVERS = ("compat-modern", "compat-legacy")
 REFERENCE_SERVERS = ("aiosmtpd", "stdlib")
+# Compared with each other, not with the references: two worker processes over one.
+WORKER_RATIOS = (("compat-modern-2w", "compat-modern"),)
+DEFAULT_SERVERS = ("compat-modern", "compat-legacy", "aiosmtpd", "stdlib")
 
 # unscaled sizes and time caps (seconds); --scale multiplies counts (at least one message
 # per session) and caps alike
@@ -76,7 +81,7 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     p.add_argument("--workloads", type=lambda s: comma_list(s, WORKLOAD_ORDER), default=list(WORKLOAD_ORDER),
                    help="comma list of " + ",".join(WORKLOAD_ORDER))
     p.add_argument("--servers", type=lambda s: comma_list(s, list(SERVER_COMMANDS)),
-                   default=list(SERVER_COMMANDS), help="comma list of " + ",".join(SERVER_COMMANDS))
+                   default=list(DEFAULT_SERVERS), help="comma list of " + ",".join(SERVER_COMMANDS))
     p.add_argument("--scale", type=float, default=1.0,
                    help="multiply message counts, idle connections and time caps (caps never below %.0f s)"
                    % MIN_CAP_S)
@@ -230,10 +235,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         except KeyboardInterrupt:
             interrupted = True
             log("interrupted; reporting what completed")
+        pairs = [(p, r) for p in PROJECT_SERVERS for r in REFERENCE_SERVERS] + list(WORKER_RATIOS)
         for wl_name in workloads:
-            for project in (s for s in PROJECT_SERVERS if s in args.servers):
-                for reference in (s for s in REFERENCE_SERVERS if s in args.servers):
-                    ratio = paired_ratios(records, wl_name, project, reference)
+            for numerator, denominator in pairs:
+                if numerator in args.servers and denominator in args.servers:
+                    ratio = paired_ratios(records, wl_name, numerator, denominator)
                     if ratio is not None:
                         ratios.append(ratio)
                         out.write(json.dumps(ratio) + "\n")

@@ -7,6 +7,7 @@ thousands of simultaneous half-finished sessions.
 from __future__ import annotations
 
 import re
+import resource
 import selectors
 import socket
 import subprocess
@@ -78,9 +79,17 @@ def _stop_client(client: "subprocess.Popen[bytes]") -> None:
         client.wait()
 
 
+def _children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def run_source(server: ServerProcess, port: int, wl: SourceWorkload, smtp_source: str,
                output_path: str) -> Result:
     before = server.sample()
+    # smtp-source is the only child reaped in this window (the server is
+    # reaped after the run), so the children's rusage delta is the client's.
+    client_before = _children_cpu_s()
     with open(output_path, "wb") as output:
         started = time.perf_counter()
         client = subprocess.Popen([smtp_source] + wl.client_args() + ["%s:%d" % (HOST, port)],
@@ -110,6 +119,7 @@ def run_source(server: ServerProcess, port: int, wl: SourceWorkload, smtp_source
         "status": status, "wall_s": round(wall_s, 3), "messages_done": done,
         "msgs_per_s": round(done / wall_s, 1), "MB_per_s": round(done * wl.length / wall_s / 1e6, 2),
         "server_cpu_s": round(after.cpu_s - before.cpu_s, 3) if (before and after) else None,
+        "client_cpu_s": round(_children_cpu_s() - client_before, 3),
     }
     if status != "ok":
         result["client_output_tail"] = text[-300:].decode("utf-8", "replace").replace("\r", " ").strip()

@@ -30,6 +30,7 @@ __all__ = [
     "STDLIB",
     "TOO_MANY_RECIPIENTS",
     "TOO_MUCH_DATA",
+    "closing_for_shutdown",
     "could_not_vrfy",
     "closes",
     "need_greeting",
@@ -70,6 +71,11 @@ def syntax(usage: str, extended: bool = False) -> str:
 
 def need_greeting(greeting: str = "HELO") -> str:
     return f"503 Error: send {greeting} first"
+
+
+def closing_for_shutdown(hostname: str) -> str:
+    """The graceful drain's goodbye to a session (RFC 5321 3.8), both faces."""
+    return f"421 {hostname} Service not available, closing transmission channel"
 
 
 def could_not_vrfy(arg: str) -> str:

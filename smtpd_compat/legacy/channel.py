@@ -100,6 +100,8 @@ class SMTPChannel(opt_in.OptInChannel, FramedChat):
     _utf8: Optional[codecs.IncrementalDecoder] = None
     # TLS and AUTH, when the server turned them on (see extensions).
     _ext: Optional[Extensions] = None
+    # Set by close_when_idle(): say 421 once the transaction is over.
+    _drain_pending = False
     _ext_read = False
     _junk: Optional[esmtp.JunkBudget] = None
     # handle_DATA_CHUNK's stream, when the server defines it (see streaming).
@@ -336,6 +338,26 @@ class SMTPChannel(opt_in.OptInChannel, FramedChat):
         self.found_terminator()
 
     def found_terminator(self) -> None:
+        self._line_or_message()
+        if self._drain_pending and not self._in_transaction():
+            self._say_closing()
+
+    def close_when_idle(self) -> None:
+        """End this session for a shutdown: at once if no transaction is open,
+        else once it ends (the modern face's ``SMTP.close_when_idle``)."""
+        self._drain_pending = True
+        if not self._in_transaction():
+            self._say_closing()
+
+    def _in_transaction(self) -> bool:
+        return self.smtp_state == self.DATA or bool(self.mailfrom)
+
+    def _say_closing(self) -> None:
+        if self.connected and not self._stop_reading:
+            self.push(replies.closing_for_shutdown(self.fqdn))
+            self.close_when_done()
+
+    def _line_or_message(self) -> None:
         if self._decode_data:
             cut = self._utf8_decoder().decode(b"", True)  # a line cut inside a character
             if cut:

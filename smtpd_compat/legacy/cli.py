@@ -8,7 +8,9 @@ the modern SMTP protocol.  Ctrl-C and SIGTERM stop the server cleanly.
 
 The TLS and extension options (``--chunking`` ...) are additions, spelled as on the modern command line
 (``--tlscert``/``--tlskey``, ``--no-requiretls``, ``--smtpscert``/
-``--smtpskey``).  Every stdlib option, abbreviations included, is parsed
+``--smtpskey``), and so are ``-w``/``--workers`` and ``--drain-timeout``
+(the first stop signal drains: idle sessions hear 421, transactions under
+way finish; a second one stops at once).  Every stdlib option, abbreviations included, is parsed
 as before: ``--smtp`` still means ``--smtputf8`` and ``--no``
 ``--nosetuid``.
 """
@@ -18,14 +20,15 @@ from __future__ import annotations
 import getopt
 import os
 import sys
-from typing import TYPE_CHECKING, Any, Dict, List, NoReturn, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, NoReturn, Optional, Tuple
 
 from smtpd_compat import asyncore
 from smtpd_compat.common.address import MAX_PORT, split_bracketed
 from smtpd_compat.common.classpath import import_class
 from smtpd_compat.common.console import announce_listening
-from smtpd_compat.common.signals import interrupting
+from smtpd_compat.common.supervisor import DEFAULT_DRAIN_TIMEOUT
 from smtpd_compat.common.tls import server_tls_context
+from smtpd_compat.legacy.drain import serve_legacy
 from smtpd_compat.legacy.names import COMMASPACE, package
 from smtpd_compat.legacy.opt_in import OPT_IN_EXTENSIONS
 
@@ -91,6 +94,16 @@ Options:
         Offer that extension (RFC 3030 CHUNKING and BINARYMIME, RFC 2920,
         RFC 2034, RFC 3461 DSN); each is off by default, as in stdlib smtpd.
 
+    --workers n
+    -w n
+        Serve with n forked processes accepting from one socket (not on
+        Windows).  Default 1.
+
+    --drain-timeout seconds
+        On SIGTERM or Ctrl-C, stop accepting, say 421 to idle sessions and
+        let transactions under way finish for up to this long (default 30);
+        a second signal stops at once.
+
     --help
     -h
         Print this message and exit.
@@ -119,6 +132,8 @@ class Options:
     smtps_key: Optional[str] = None
     #: The ``enable_<extension>`` keywords the extension flags turned on.
     extensions: Dict[str, bool]
+    workers = 1
+    drain_timeout = DEFAULT_DRAIN_TIMEOUT
 
 
 def usage(code: int, msg: Any = "") -> NoReturn:
@@ -131,9 +146,9 @@ def usage(code: int, msg: Any = "") -> NoReturn:
 
 _STDLIB_LONG_OPTIONS = ["class=", "nosetuid", "version", "help", "size=", "debug", "smtputf8"]
 _EXTENSION_OPTIONS = {"--" + name.lower(): "enable_" + name for name in OPT_IN_EXTENSIONS}
-_ADDED_LONG_OPTIONS = ["tlscert=", "tlskey=", "no-requiretls", "smtpscert=", "smtpskey="] + [
-    flag[2:] for flag in _EXTENSION_OPTIONS
-]
+_TLS_LONG_OPTIONS = ["tlscert=", "tlskey=", "no-requiretls", "smtpscert=", "smtpskey="]
+_SCALE_LONG_OPTIONS = ["workers=", "drain-timeout="]
+_ADDED_LONG_OPTIONS = _TLS_LONG_OPTIONS + _SCALE_LONG_OPTIONS + [flag[2:] for flag in _EXTENSION_OPTIONS]
 
 
 def _kept_abbreviations() -> Dict[str, str]:
@@ -159,7 +174,7 @@ def _getopt(argv: List[str]) -> Tuple[List[Tuple[str, str]], List[str]]:
     takes_value = {option.rstrip("=") for option in _STDLIB_LONG_OPTIONS if option.endswith("=")}
     aliases = [prefix + ("=" if name in takes_value else "") for prefix, name in kept.items()]
     try:
-        opts, args = getopt.getopt(argv, "nVhc:s:du", _STDLIB_LONG_OPTIONS + _ADDED_LONG_OPTIONS + aliases)
+        opts, args = getopt.getopt(argv, "nVhc:s:duw:", _STDLIB_LONG_OPTIONS + _ADDED_LONG_OPTIONS + aliases)
     except getopt.error as e:
         if e.opt in kept:  # the message names the option, as stdlib's did
             e.msg = e.msg.replace("--" + e.opt, "--" + kept[e.opt])
@@ -208,6 +223,10 @@ def parseargs() -> Options:
             options.smtps_key = arg
         elif opt in _EXTENSION_OPTIONS:
             options.extensions[_EXTENSION_OPTIONS[opt]] = True
+        elif opt in ("-w", "--workers"):
+            options.workers = _number(int, arg, "workers", 1)
+        elif opt == "--drain-timeout":
+            options.drain_timeout = _number(float, arg, "drain timeout", 0)
     _check_pair("tls", options.tls_cert, options.tls_key)
     _check_pair("smtps", options.smtps_cert, options.smtps_key)
 
@@ -218,6 +237,16 @@ def parseargs() -> Options:
     options.localhost, options.localport = _host_port(localspec, "local")
     options.remotehost, options.remoteport = _host_port(remotespec, "remote")
     return options
+
+
+def _number(kind: Callable[[str], Any], arg: str, what: str, least: float) -> Any:
+    try:
+        value = kind(arg)
+        if value >= least:
+            return value
+    except ValueError:
+        pass
+    usage(1, "Invalid %s: %s" % (what, arg))
 
 
 def _check_pair(kind: str, cert: Optional[str], key: Optional[str]) -> None:
@@ -300,14 +329,13 @@ def _serve_legacy(server_class: Any, options: Options) -> None:
     if options.setuid:
         _become_nobody()
     listener = getattr(server, "socket", None)  # a subclass may have replaced it
-    _announce(options, listener.getsockname()[1] if listener is not None else options.localport)
+    port = listener.getsockname()[1] if listener is not None else options.localport
     try:
-        with interrupting():
-            asyncore.loop()
-    except KeyboardInterrupt:
-        pass
+        status = serve_legacy(server, options.drain_timeout, options.workers, lambda: _announce(options, port))
     finally:
         asyncore.close_all()
+    if status:
+        sys.exit(status)
 
 
 def _serve_modern(handler_class: Any, options: Options) -> None:
@@ -333,6 +361,8 @@ def _serve_modern(handler_class: Any, options: Options) -> None:
         controller,
         drop_privileges=_become_nobody if options.setuid else None,
         listening=lambda: _announce(options, controller.port),
+        workers=options.workers,
+        drain_timeout=options.drain_timeout,
     )
 
 

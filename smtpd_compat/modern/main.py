@@ -17,21 +17,24 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from argparse import ArgumentParser, Namespace
+from argparse import ArgumentParser, ArgumentTypeError, Namespace
 from contextlib import suppress
 from functools import partial
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Callable, Dict, NoReturn, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, NoReturn, Optional, Sequence, Tuple, Type
 
 from smtpd_compat.common.address import MAX_PORT, split_bracketed
 from smtpd_compat.common.classpath import import_class
 from smtpd_compat.common.console import announce_listening
-from smtpd_compat.common.signals import stopping
+from smtpd_compat.common.signals import draining
 from smtpd_compat.common.tls import server_tls_context
 from smtpd_compat.modern import __version__
 from smtpd_compat.modern.controller import BaseUnthreadedController, UnthreadedController
-from smtpd_compat.modern.smtp import DATA_SIZE_DEFAULT, make_loop
+from smtpd_compat.modern.proxy_trust import TrustedNetworks, parse_networks, trusting
+from smtpd_compat.modern.smtp import DATA_SIZE_DEFAULT, SMTP, make_loop
+from smtpd_compat.modern.workers import DEFAULT_DRAIN_TIMEOUT, Listeners, drain_when_asked
+from smtpd_compat.modern.workers import serve as serve_workers
 
 pwd: Optional[ModuleType]
 try:
@@ -44,6 +47,8 @@ __all__ = ["main", "serve"]
 DEFAULT_HOST = "localhost"
 DEFAULT_PORT = 8025
 DEFAULT_CLASS = "smtpd_compat.modern.handlers.Debugging"
+#: Seconds to wait for a PROXY header under --proxy-from.
+DEFAULT_PROXY_TIMEOUT = 10.0
 
 # "python -m smtpd_compat.modern" would otherwise show up as ".../__main__.py".
 PROGRAM = "smtpd_compat.modern" if "__main__.py" in sys.argv[0] else os.path.basename(sys.argv[0])
@@ -170,6 +175,7 @@ def _parser() -> ArgumentParser:
             action="store_true",
             help=f"Offer the ``{extension}`` extension ({rfc}); off by default, as in aiosmtpd.",
         )
+    add_scale_arguments(parser)
     parser.add_argument(
         "classargs",
         metavar="CLASSARGS",
@@ -178,6 +184,73 @@ def _parser() -> ArgumentParser:
         help="Additional arguments passed to the handler CLASS.",
     )
     return parser
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ArgumentTypeError(f"invalid number (1 or more): {text!r}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:  # also refuses nan
+        raise ArgumentTypeError(f"invalid number of seconds: {text!r}")
+    return value
+
+
+def _networks(text: str) -> TrustedNetworks:
+    try:
+        return parse_networks(text)
+    except ValueError as error:
+        raise ArgumentTypeError(f"invalid network: {error}") from None
+
+
+def add_scale_arguments(parser: ArgumentParser) -> None:
+    """The flags this project adds for running at scale (not aiosmtpd's)."""
+    parser.add_argument(
+        "-w",
+        "--workers",
+        metavar="N",
+        type=_positive_int,
+        default=1,
+        help="Serve with N processes on one port (forked; not on Windows). Default 1.",
+    )
+    parser.add_argument(
+        "--drain-timeout",
+        metavar="SECONDS",
+        type=_seconds,
+        default=DEFAULT_DRAIN_TIMEOUT,
+        help=(
+            "On SIGTERM or SIGINT, let open transactions finish for up to SECONDS "
+            f"(default {DEFAULT_DRAIN_TIMEOUT:g}); idle sessions get 421 at once. "
+            "A second signal stops at once."
+        ),
+    )
+    parser.add_argument(
+        "--proxy-from",
+        metavar="NETWORKS",
+        type=_networks,
+        default=None,
+        help=(
+            "Expect a PROXY protocol header on every connection, believed only from "
+            "these comma-separated addresses or networks (e.g. 10.0.0.1,2001:db8::/32)."
+        ),
+    )
+    parser.add_argument(
+        "--proxy-timeout",
+        metavar="SECONDS",
+        type=_seconds,
+        default=DEFAULT_PROXY_TIMEOUT,
+        help=f"With --proxy-from: how long to wait for the header (default {DEFAULT_PROXY_TIMEOUT:g}).",
+    )
 
 
 def _check_cert_pair(
@@ -271,12 +344,26 @@ def serve(
     controller: BaseUnthreadedController,
     drop_privileges: Optional[Callable[[], None]] = None,
     listening: Optional[Callable[[], None]] = None,
+    workers: int = 1,
+    drain_timeout: float = DEFAULT_DRAIN_TIMEOUT,
+    proxy_trusted_networks: Optional[TrustedNetworks] = None,
 ) -> None:
     """Bind ``controller`` and run its loop until SIGINT, SIGTERM or Ctrl-C,
-    then close the listener, its sessions and the loop.
+    drain its sessions (up to ``drain_timeout`` seconds; a second signal
+    stops at once), then close the listener, its sessions and the loop.
 
-    ``drop_privileges`` runs once bound; ``listening`` once signals are handled.
+    ``drop_privileges`` runs once bound (in each worker); ``listening`` once
+    signals are handled (and every worker serves).  ``workers > 1`` forks
+    that many processes serving what ``controller`` describes
+    (``smtpd_compat.modern.workers``).  ``proxy_trusted_networks``: the
+    proxies whose PROXY headers are believed.
     """
+    smtp_class: Type[SMTP] = SMTP if proxy_trusted_networks is None else trusting(SMTP, proxy_trusted_networks)
+    if workers > 1:
+        _serve_workers(controller, smtp_class, drop_privileges, listening, workers, drain_timeout)
+        return
+    if proxy_trusted_networks is not None:
+        setattr(controller, "factory", lambda: smtp_class(controller.handler, **controller.SMTP_kwargs))
     loop = controller.loop
     try:
         controller.begin()
@@ -286,15 +373,50 @@ def serve(
     try:
         if drop_privileges is not None:
             drop_privileges()
-        with stopping(loop):
+        with draining(loop) as stop:
             if listening is not None:
                 listening()
+            # The loop, not the drain, is what runs: whoever stops the loop
+            # (aiosmtpd-style code calling loop.stop()) ends the server too.
+            drained = loop.create_task(drain_when_asked([controller], stop, drain_timeout))
+            drained.add_done_callback(lambda _: loop.stop())
             # Where no handler could be installed, Ctrl-C arrives as KeyboardInterrupt.
             with suppress(KeyboardInterrupt):
                 loop.run_forever()
+            drained.cancel()
     finally:
         controller.end()
         loop.close()
+
+
+def _serve_workers(
+    controller: BaseUnthreadedController,
+    smtp_class: Type[SMTP],
+    drop_privileges: Optional[Callable[[], None]],
+    listening: Optional[Callable[[], None]],
+    workers: int,
+    drain_timeout: float,
+) -> None:
+    def ready(listeners: Listeners) -> None:
+        controller.port = listeners.port  # type: ignore[attr-defined]  # an inet controller
+        if listening is not None:
+            listening()
+
+    controller.loop.close()  # each worker makes its own
+    status = serve_workers(
+        lambda: controller.handler,
+        controller.hostname,  # type: ignore[attr-defined]
+        controller.port,  # type: ignore[attr-defined]
+        workers=workers,
+        drain_timeout=drain_timeout,
+        smtp_class=smtp_class,
+        ssl_context=controller.ssl_context,
+        ready=ready,
+        worker_init=drop_privileges,
+        **controller.SMTP_kwargs,
+    )
+    if status:
+        raise SystemExit(status)
 
 
 def main(args: Optional[Sequence[str]] = None) -> None:
@@ -326,6 +448,7 @@ def main(args: Optional[Sequence[str]] = None) -> None:
             tls_context=server_tls_context(ns.tlscert, ns.tlskey),
             require_starttls=ns.requiretls,
             **extension_settings(ns),
+            **({} if ns.proxy_from is None else {"proxy_protocol_timeout": ns.proxy_timeout}),
         )()
     except OSError as e:  # ssl.SSLError included: an unreadable certificate or key
         _fail(f"cannot load the TLS certificate: {e}")
@@ -338,7 +461,14 @@ def main(args: Optional[Sequence[str]] = None) -> None:
 
     log.debug("Attempting to start server on %s:%s", ns.host, ns.port)
     try:
-        serve(controller, drop_privileges=_drop_privileges if ns.setuid else None, listening=listening)
+        serve(
+            controller,
+            drop_privileges=_drop_privileges if ns.setuid else None,
+            listening=listening,
+            workers=ns.workers,
+            drain_timeout=ns.drain_timeout,
+            proxy_trusted_networks=ns.proxy_from,
+        )
     except OSError as e:
         _fail(f"cannot listen on {ns.host}:{ns.port}: {e.strerror or e}")
     log.debug("Completed asyncio loop")

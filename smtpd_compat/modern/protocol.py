@@ -17,7 +17,7 @@ import inspect
 import logging
 import socket
 import ssl
-from typing import AbstractSet, Any, Dict, MutableMapping, NoReturn, Optional, Tuple, Union
+from typing import AbstractSet, Any, Dict, Iterable, MutableMapping, NoReturn, Optional, Tuple, Union
 
 from ..common import client_limit
 from ..common.hooks import bind_prefixed, class_functions, ehlo_hook_version
@@ -28,6 +28,7 @@ from ..engine.grammar import BadCommand, Command, printable, split_command
 from ..engine.replies import AIOSMTPD
 from . import __version__, _get_or_new_eventloop
 from .connection import ConnectionAdapter
+from .proxy_trust import NetworkSpec, proxy_allowed
 
 __all__ = [
     "BOGUS_LIMIT",
@@ -155,6 +156,13 @@ class SMTPProtocol(ConnectionAdapter):
     #: Commands a client may send before STARTTLS under require_starttls;
     #: a subclass with its own greeting (LMTP's LHLO) extends it.
     allowed_before_starttls: AbstractSet[str] = starttls.ALLOWED_BEFORE_STARTTLS
+    #: Peers whose PROXY header is believed (``proxy_trust``): networks or
+    #: addresses, as objects or text.  None (aiosmtpd's behaviour) believes
+    #: any client; others are refused, logged and disconnected.  With a
+    #: list, a handler without ``handle_PROXY`` accepts trusted headers.
+    proxy_trusted_networks: Union[None, str, Iterable[NetworkSpec]] = None
+    #: Set by ``close_when_idle()``: say 421 once the transaction is over.
+    _drain_pending = False
 
     def _init_protocol(
         self,
@@ -385,6 +393,10 @@ class SMTPProtocol(ConnectionAdapter):
         from .proxy_protocol import ProxyData, parse_proxy_header
 
         assert self.session is not None and self.transport is not None
+        if not proxy_allowed(self.proxy_trusted_networks, self.session.peer):
+            log.warning("%r PROXY header refused: not a trusted proxy", self.session.peer)
+            self.transport.close()
+            return False
         self._reset_timeout(self._proxy_timeout)
         parsed = None
         while parsed is None:
@@ -400,6 +412,8 @@ class SMTPProtocol(ConnectionAdapter):
         status: Any = False
         if isinstance(proxy_data, ProxyData) and proxy_data.valid:
             status = await self._call_handler_hook("PROXY", proxy_data)
+            if status is MISSING and self.proxy_trusted_networks is not None:
+                status = True  # the allowlist already decided; no hook needed
         else:
             log.warning("%r invalid PROXY handshake", self.session.peer)
         if status is MISSING or not status:
@@ -456,6 +470,29 @@ class SMTPProtocol(ConnectionAdapter):
                 raise
             except Exception as error:
                 await self._reply_to_exception(error)
+            if self._drain_pending and not self._in_transaction():
+                self._say_closing()
+                return
+
+    # -- graceful drain (server shutdown) ----------------------------------
+
+    def close_when_idle(self) -> None:
+        """End this session for a shutdown: at once if no transaction is
+        open, else as soon as the current one ends (DATA answered, RSET).
+        The client hears ``421 <hostname> Service not available, closing
+        transmission channel`` (RFC 5321 3.8), then the connection closes."""
+        self._drain_pending = True
+        if not self._in_transaction():
+            self._say_closing()
+
+    def _in_transaction(self) -> bool:
+        # MAIL sets mail_from; it stays set through DATA until the reply.
+        return self.envelope is not None and bool(self.envelope.mail_from)
+
+    def _say_closing(self) -> None:
+        if not self._closing():
+            self._queue(replies.closing_for_shutdown(self.hostname))
+            self._close()
 
     async def _skip_payload(self, line: bytes) -> bool:
         """Read past the data a refused command line announced (a BDAT

@@ -211,9 +211,15 @@ def test_swaks_against_the_cli(cli_pair) -> None:
 def test_signals_stop_it_cleanly(cli_pair, sig: int) -> None:
     cli_pair.append(_start(False, "-n", "-c", "DebuggingServer"))
     server, port = cli_pair[0]
-    with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
+    client = smtplib.SMTP("127.0.0.1", port, timeout=10)
+    try:
         client.sendmail("a@b", ["c@d"], b"Subject: s\r\n\r\nbefore the signal\r\n")
         assert server.stop(sig) == 0
+        # The drain said goodbye to the idle session before closing it.
+        code, text = client.noop()
+        assert (code, text.partition(b" ")[2]) == (421, b"Service not available, closing transmission channel")
+    finally:
+        client.close()
     assert b"before the signal" in server.stdout()
     assert server.stderr() == b""
 
