@@ -82,11 +82,35 @@ def _calling(
             # maybe inside the loop's own machinery: let the loop call back.
             loop.call_soon_threadsafe(callback)
 
-        with _handling(soon, signals):
-            yield
+        # Nothing wakes a loop blocked in select() for a signal here (no
+        # wakeup descriptor: Windows does not interrupt select() for Ctrl-C,
+        # and a POSIX signal may land in an executor thread), so the main
+        # thread must come back to Python often enough to run ``soon``.
+        heartbeat = _Heartbeat(loop)
+        try:
+            with _handling(soon, signals):
+                yield
+        finally:
+            heartbeat.cancel()
     finally:
         for signum in installed:
             loop.remove_signal_handler(signum)
+
+
+class _Heartbeat:
+    """A timer that fires every :attr:`INTERVAL` seconds until cancelled."""
+
+    INTERVAL = 0.25
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._beat()
+
+    def _beat(self) -> None:
+        self._timer = self._loop.call_later(self.INTERVAL, self._beat)
+
+    def cancel(self) -> None:
+        self._timer.cancel()
 
 
 def stopping(loop: asyncio.AbstractEventLoop) -> "ContextManager[None]":

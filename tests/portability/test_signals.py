@@ -7,6 +7,7 @@ import asyncio
 import os
 import signal
 import threading
+import time
 from typing import Any, Iterator, List
 
 import pytest
@@ -46,6 +47,27 @@ def test_each_stop_signal_stops_the_loop(
         loop.run_forever()
     assert ran == []
     assert {number: signal.getsignal(number) for number in STOP_SIGNALS} == before
+
+
+@pytest.mark.parametrize("signum", STOP_SIGNALS)
+def test_a_signal_caught_by_another_thread_still_stops_the_loop(
+    loop: asyncio.AbstractEventLoop, monkeypatch: pytest.MonkeyPatch, signum: int
+) -> None:
+    """Without add_signal_handler nothing interrupts the main thread's select()
+    when the signal lands in another thread (an executor's, say): the loop must
+    still come back to run the handler."""
+    refuse_signal_handlers(loop, monkeypatch)
+    ran: List[str] = []
+
+    def signal_this_thread() -> None:
+        time.sleep(0.5)  # let the main thread block in select()
+        signal.pthread_kill(threading.get_ident(), signum)
+
+    with stopping(loop):
+        loop.call_soon(lambda: threading.Thread(target=signal_this_thread).start())
+        loop.call_later(30, lambda: (ran.append("the signal did not stop the loop"), loop.stop()))
+        loop.run_forever()
+    assert ran == []
 
 
 def test_outside_the_main_thread_nothing_is_installed(loop: asyncio.AbstractEventLoop) -> None:
