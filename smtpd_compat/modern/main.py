@@ -14,6 +14,7 @@ stderr is a terminal, one line there says where the server listens.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import sys
@@ -379,10 +380,17 @@ def serve(
             # The loop, not the drain, is what runs: whoever stops the loop
             # (aiosmtpd-style code calling loop.stop()) ends the server too.
             drained = loop.create_task(drain_when_asked([controller], stop, drain_timeout))
-            drained.add_done_callback(lambda _: loop.stop())
+
+            def stop_serving(task: "asyncio.Task[None]") -> None:
+                loop.stop()
+
+            drained.add_done_callback(stop_serving)
             # Where no handler could be installed, Ctrl-C arrives as KeyboardInterrupt.
             with suppress(KeyboardInterrupt):
                 loop.run_forever()
+            # Stopped by someone else: the cancelled drain must not stop the
+            # loop again while the controller's shutdown runs it.
+            drained.remove_done_callback(stop_serving)
             drained.cancel()
     finally:
         controller.end()
