@@ -1,5 +1,5 @@
-"""The optional uvloop event loop (issue 11): ``--loop`` on the modern command
-line, ``workers.serve(loop=)``, ``Controller(loop=, loop_factory=)``, and the
+"""The optional uvloop event loop (issue 11): ``--loop`` on both command lines
+(the legacy one for modern handler classes), ``workers.serve(loop=)``, ``Controller(loop=, loop_factory=)``, and the
 error when uvloop is asked for but missing.  Servers run on real sockets and
 report the module of the loop serving them through VRFY."""
 
@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from smtpd_compat.common.loops import DEFAULT_LOOP, LoopUnavailable, loop_factory, run
+from smtpd_compat.legacy import cli as legacy_cli
 from smtpd_compat.modern import main as modern_main
 from smtpd_compat.modern.controller import Controller
 from smtpd_compat.modern.workers import serve
@@ -108,6 +109,29 @@ def test_missing_uvloop_fails_the_cli_with_one_line(capsys: pytest.CaptureFixtur
 
 
 @pytest.mark.usefixtures("uvloop_missing")
+def test_missing_uvloop_fails_the_legacy_cli_with_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(
+        sys, "argv", ["smtpd", "-n", "-c", "smtpd_compat.modern.handlers.Sink", "--loop", "uvloop", "127.0.0.1:0"]
+    )
+    with pytest.raises(SystemExit) as exited:
+        legacy_cli.main()
+    assert exited.value.code == 2
+    assert capsys.readouterr().err == "smtpd: the uvloop event loop is not installed: pip install smtpd_compat[uvloop]\n"
+
+
+def test_legacy_cli_refuses_a_loop_for_a_legacy_server(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(sys, "argv", ["smtpd", "-n", "-c", "DebuggingServer", "--loop", "uvloop", "127.0.0.1:0"])
+    with pytest.raises(SystemExit) as exited:
+        legacy_cli.main()
+    assert exited.value.code == 1
+    assert capsys.readouterr().err.endswith("--loop applies to modern handler classes: DebuggingServer runs on asyncore\n")
+
+
+@pytest.mark.usefixtures("uvloop_missing")
 def test_missing_uvloop_fails_serve_before_binding() -> None:
     with pytest.raises(LoopUnavailable):
         serve(PidHandler, "127.0.0.1", 0, loop="uvloop")
@@ -122,13 +146,23 @@ def test_missing_uvloop_fails_the_controller() -> None:
 # -- serving on uvloop ----------------------------------------------------------
 
 
+#: (the command before the options, after them): the legacy CLI takes its address last
+#: and serves a modern handler class through the modern face.
+CLIS = {
+    "modern": ([sys.executable, "-m", "smtpd_compat.modern", "-n", "-l", "127.0.0.1:0"], []),
+    "legacy": ([sys.executable, "-m", "smtpd_compat", "-n"], ["127.0.0.1:0"]),
+}
+
+
 @needs_uvloop
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the server's stderr on a pseudo-terminal")
-def test_cli_serves_starttls_and_a_message_on_uvloop() -> None:
+@pytest.mark.parametrize("cli", CLIS)
+def test_cli_serves_starttls_and_a_message_on_uvloop(cli: str) -> None:
+    before, after = CLIS[cli]
+    options = ["--loop", "uvloop", "-c", "tests.modern._pid_classes.PidHandler",
+               "--tlscert", str(CERTS / "cert.pem"), "--tlskey", str(CERTS / "key.pem")]
     server = TerminalServer(
-        [sys.executable, "-m", "smtpd_compat.modern", "-n", "-l", "127.0.0.1:0", "--loop", "uvloop",
-         "-c", "tests.modern._pid_classes.PidHandler",
-         "--tlscert", str(CERTS / "cert.pem"), "--tlskey", str(CERTS / "key.pem")],
+        before + options + after,
         cwd=REPO_ROOT,
     )
     try:
