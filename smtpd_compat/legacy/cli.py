@@ -8,7 +8,7 @@ the modern SMTP protocol.  Ctrl-C and SIGTERM stop the server cleanly.
 
 The TLS and extension options (``--chunking`` ...) are additions, spelled as on the modern command line
 (``--tlscert``/``--tlskey``, ``--no-requiretls``, ``--smtpscert``/
-``--smtpskey``), and so are ``-w``/``--workers`` and ``--drain-timeout``
+``--smtpskey``), and so are ``-w``/``--workers``, ``--loop`` (modern handler classes only) and ``--drain-timeout``
 (the first stop signal drains: idle sessions hear 421, transactions under
 way finish; a second one stops at once).  Every stdlib option, abbreviations included, is parsed
 as before: ``--smtp`` still means ``--smtputf8`` and ``--no``
@@ -99,6 +99,11 @@ Options:
         Serve with n forked processes accepting from one socket (not on
         Windows).  Default 1.
 
+    --loop asyncio|uvloop
+        The event loop a modern handler class is served on (default
+        asyncio; uvloop needs pip install smtpd_compat[uvloop], not on
+        Windows).  Legacy server classes run on asyncore.
+
     --drain-timeout seconds
         On SIGTERM or Ctrl-C, stop accepting, say 421 to idle sessions and
         let transactions under way finish for up to this long (default 30);
@@ -134,6 +139,8 @@ class Options:
     extensions: Dict[str, bool]
     workers = 1
     drain_timeout = DEFAULT_DRAIN_TIMEOUT
+    #: ``--loop``; None when not given.
+    loop: Optional[str] = None
 
 
 def usage(code: int, msg: Any = "") -> NoReturn:
@@ -147,7 +154,7 @@ def usage(code: int, msg: Any = "") -> NoReturn:
 _STDLIB_LONG_OPTIONS = ["class=", "nosetuid", "version", "help", "size=", "debug", "smtputf8"]
 _EXTENSION_OPTIONS = {"--" + name.lower(): "enable_" + name for name in OPT_IN_EXTENSIONS}
 _TLS_LONG_OPTIONS = ["tlscert=", "tlskey=", "no-requiretls", "smtpscert=", "smtpskey="]
-_SCALE_LONG_OPTIONS = ["workers=", "drain-timeout="]
+_SCALE_LONG_OPTIONS = ["workers=", "drain-timeout=", "loop="]
 _ADDED_LONG_OPTIONS = _TLS_LONG_OPTIONS + _SCALE_LONG_OPTIONS + [flag[2:] for flag in _EXTENSION_OPTIONS]
 
 
@@ -227,6 +234,8 @@ def parseargs() -> Options:
             options.workers = _number(int, arg, "workers", 1)
         elif opt == "--drain-timeout":
             options.drain_timeout = _number(float, arg, "drain timeout", 0)
+        elif opt == "--loop":
+            options.loop = arg
     _check_pair("tls", options.tls_cert, options.tls_key)
     _check_pair("smtps", options.smtps_cert, options.smtps_key)
 
@@ -310,6 +319,8 @@ def _become_nobody() -> None:
 
 
 def _serve_legacy(server_class: Any, options: Options) -> None:
+    if options.loop is not None:
+        usage(1, "--loop applies to modern handler classes: %s runs on asyncore" % options.classname)
     tls_context, smtps_context = _tls_contexts(options)
     server = server_class(
         (options.localhost, options.localport),
@@ -340,9 +351,18 @@ def _serve_legacy(server_class: Any, options: Options) -> None:
 
 def _serve_modern(handler_class: Any, options: Options) -> None:
     # Imported here: legacy programs that import this package never need asyncio.
+    from smtpd_compat.common.loops import DEFAULT_LOOP, LoopUnavailable, loop_factory
     from smtpd_compat.modern.controller import UnthreadedController
     from smtpd_compat.modern.main import serve
 
+    try:
+        factory = loop_factory(options.loop or DEFAULT_LOOP)
+    except ValueError as e:
+        usage(1, "Invalid loop: %s" % e)
+    except LoopUnavailable as e:
+        # One line and status 2, as on the modern command line.
+        print("%s: %s" % (package().program, e), file=sys.stderr)
+        sys.exit(2)
     try:
         handler = handler_class()
     except TypeError as e:
@@ -355,7 +375,8 @@ def _serve_modern(handler_class: Any, options: Options) -> None:
     if tls_context is not None:
         settings.update(tls_context=tls_context, require_starttls=options.require_starttls)
     controller = UnthreadedController(
-        handler, hostname=options.localhost, port=options.localport, ssl_context=smtps_context, **settings
+        handler, hostname=options.localhost, port=options.localport, ssl_context=smtps_context,
+        loop_factory=factory, **settings,
     )
     serve(
         controller,

@@ -8,6 +8,8 @@ Differences from aiosmtpd 1.4.6, all fixes of reported bugs:
 * A bind error (port in use) raises from ``start()`` at once, not after the
   ready timeout.
 * Restartable: when no loop was supplied, each ``start()`` gets a fresh loop.
+* ``loop_factory=`` (an addition) makes those loops: ``"uvloop"`` serves on
+  uvloop (the ``uvloop`` extra), as does ``loop=uvloop.new_event_loop()``.
 * Stopping cancels only this controller's sessions and closes their
   connections; a supplied loop is left open and its other tasks untouched.
 * ``stop()`` always returns: it waits at most ``stop_timeout`` for the
@@ -44,6 +46,9 @@ from typing import Any, Awaitable, Dict, Literal, Optional, Type, TypeVar, Union
 from warnings import warn
 from weakref import WeakSet
 
+from smtpd_compat.common.loops import DEFAULT_LOOP, LoopChoice
+from smtpd_compat.common.loops import close as close_loop
+from smtpd_compat.common.loops import loop_factory as loop_factory_for
 from smtpd_compat.modern.smtp import SMTP
 
 __all__ = [
@@ -138,9 +143,14 @@ class BaseController(metaclass=ABCMeta):
         ssl_context: Optional[ssl.SSLContext] = None,
         server_hostname: Optional[str] = None,
         ssl_handshake_timeout: Optional[float] = None,
+        loop_factory: LoopChoice = DEFAULT_LOOP,
         **SMTP_parameters: Any,
     ) -> None:
         self.handler = handler
+        #: Makes the loop when none was supplied (``"asyncio"``, ``"uvloop"``
+        #: or a callable; see ``smtpd_compat.common.loops``); worker
+        #: processes serving this controller's settings use it too.
+        self.loop_factory = loop_factory_for(loop_factory)
         #: Seconds an SMTPS client may take over its TLS handshake (None:
         #: ``SMTP.ssl_handshake_timeout`` when ``factory()`` is the stock one,
         #: else asyncio's 60), so a client that never sends its ClientHello
@@ -171,7 +181,7 @@ class BaseController(metaclass=ABCMeta):
     def loop(self) -> asyncio.AbstractEventLoop:
         # Made on first use so a controller that never runs leaks no loop.
         if self._loop is None:
-            self._loop = asyncio.new_event_loop()
+            self._loop = self.loop_factory()
         return self._loop
 
     @loop.setter
@@ -340,14 +350,7 @@ class BaseThreadedController(BaseController, metaclass=ABCMeta):
 
     def _release_loop(self, loop: asyncio.AbstractEventLoop) -> None:
         if self._owns_loop:
-            leftovers = asyncio.all_tasks(loop)
-            for task in leftovers:
-                task.cancel()
-            if leftovers:
-                loop.run_until_complete(asyncio.gather(*leftovers, return_exceptions=True))
-            loop.run_until_complete(loop.shutdown_asyncgens())
-            loop.run_until_complete(loop.shutdown_default_executor())
-            loop.close()
+            close_loop(loop)
         asyncio.set_event_loop(None)
 
     def _thread_main(self, ready_event: threading.Event) -> None:

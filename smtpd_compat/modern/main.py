@@ -28,6 +28,7 @@ from typing import Any, Callable, Dict, NoReturn, Optional, Sequence, Tuple, Typ
 from smtpd_compat.common.address import MAX_PORT, split_bracketed
 from smtpd_compat.common.classpath import import_class
 from smtpd_compat.common.console import announce_listening
+from smtpd_compat.common.loops import DEFAULT_LOOP, LOOP_NAMES, LoopFactory, LoopUnavailable, loop_factory
 from smtpd_compat.common.signals import draining
 from smtpd_compat.common.tls import server_tls_context
 from smtpd_compat.modern import __version__
@@ -236,6 +237,15 @@ def add_scale_arguments(parser: ArgumentParser) -> None:
         ),
     )
     parser.add_argument(
+        "--loop",
+        choices=LOOP_NAMES,
+        default=DEFAULT_LOOP,
+        help=(
+            f"The event loop to serve on (default {DEFAULT_LOOP}); uvloop needs "
+            "pip install smtpd_compat[uvloop] (not on Windows)."
+        ),
+    )
+    parser.add_argument(
         "--proxy-from",
         metavar="NETWORKS",
         type=_networks,
@@ -265,10 +275,19 @@ def _check_cert_pair(
         parser.error(f"Key file {key} not found")
 
 
-def _fail(message: str) -> NoReturn:
-    """One line on stderr, exit status 1: the error is not in the command's syntax."""
+def _fail(message: str, status: int = 1) -> NoReturn:
+    """One line on stderr and exit: status 1 by default, for errors that are not in the command's syntax."""
     print(f"{PROGRAM}: error: {message}", file=sys.stderr)
-    sys.exit(1)
+    sys.exit(status)
+
+
+def _loop_factory(name: str) -> LoopFactory:
+    """The factory of the loop ``--loop`` names; exit status 2 (a usage
+    error, as argparse's) with one line when its package is missing."""
+    try:
+        return loop_factory(name)
+    except LoopUnavailable as error:
+        _fail(str(error), status=2)
 
 
 def _is_legacy_server(cls: Any) -> bool:
@@ -316,6 +335,7 @@ def parseargs(args: Optional[Sequence[str]] = None) -> Tuple[ArgumentParser, Nam
     """Parse the command line and build the handler; errors exit via the parser."""
     parser = _parser()
     parsed = parser.parse_args(args)
+    parsed.loop_factory = _loop_factory(parsed.loop)
     handler_class = _handler_class(parsed.classpath)
     if hasattr(handler_class, "from_cli"):
         parsed.handler = handler_class.from_cli(parser, *parsed.classargs)
@@ -421,6 +441,7 @@ def _serve_workers(
         ssl_context=controller.ssl_context,
         ready=ready,
         worker_init=drop_privileges,
+        loop=controller.loop_factory,
         **controller.SMTP_kwargs,
     )
     if status:
@@ -433,7 +454,8 @@ def main(args: Optional[Sequence[str]] = None) -> None:
 
     logging.basicConfig(level=logging.ERROR)
     log = logging.getLogger("mail.log")
-    loop = make_loop()
+    # The standard loop is aiosmtpd's: the current one, if any.
+    loop = make_loop() if ns.loop == DEFAULT_LOOP else ns.loop_factory()
     if ns.debug > 0:
         log.setLevel(logging.INFO)
     if ns.debug > 1:
@@ -450,6 +472,7 @@ def main(args: Optional[Sequence[str]] = None) -> None:
             hostname=ns.host,
             port=ns.port,
             loop=loop,
+            loop_factory=ns.loop_factory,
             ssl_context=server_tls_context(ns.smtpscert, ns.smtpskey),
             data_size_limit=ns.size,
             enable_SMTPUTF8=ns.smtputf8,

@@ -36,6 +36,7 @@ import socket
 from typing import Any, Awaitable, Callable, ContextManager, Dict, Iterable, List, Optional, Sequence, Type, Union
 from weakref import WeakSet
 
+from ..common.loops import DEFAULT_LOOP, LoopChoice, LoopFactory, loop_factory, run
 from ..common.signals import StopRequests, draining
 from ..common.supervisor import DEFAULT_DRAIN_TIMEOUT, Listeners, Supervisor, fork_available, reuse_port_balances
 from .controller import BaseController, BaseUnthreadedController
@@ -121,6 +122,7 @@ class _WorkerConfig:
         drain_timeout: float,
         supervised: bool,
         worker_init: Optional[Callable[[], None]],
+        loop_factory: LoopFactory,
     ) -> None:
         self.handler_factory = handler_factory
         self.smtp_class = smtp_class
@@ -128,6 +130,7 @@ class _WorkerConfig:
         self.drain_timeout = drain_timeout
         self.supervised = supervised
         self.worker_init = worker_init
+        self.loop_factory = loop_factory
 
     def stop_requests(self, loop: asyncio.AbstractEventLoop) -> ContextManager[StopRequests]:
         if not self.supervised:
@@ -176,13 +179,7 @@ async def _serve_sockets(
 def _run_worker(
     sockets: Sequence[socket.socket], config: _WorkerConfig, ready: Callable[[], None], parent: Optional[int]
 ) -> int:
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
-    try:
-        return loop.run_until_complete(_serve_sockets(sockets, config, ready, parent))
-    finally:
-        asyncio.set_event_loop(None)
-        loop.close()
+    return run(_serve_sockets(sockets, config, ready, parent), config.loop_factory)
 
 
 # -- the API ---------------------------------------------------------------
@@ -203,6 +200,7 @@ def serve(
     worker_init: Optional[Callable[[], None]] = None,
     min_uptime: float = 1.0,
     crash_limit: int = 5,
+    loop: LoopChoice = DEFAULT_LOOP,
     **smtp_kwargs: Any,
 ) -> int:
     """Serve ``handler_factory()``'s handler on ``host:port`` until SIGTERM or
@@ -215,8 +213,12 @@ def serve(
     lists the proxies whose PROXY headers are believed.  ``ready(listeners)``
     runs once every worker serves (``listeners.port`` is the bound port);
     ``worker_init()`` runs in each worker before its handler is made (e.g.
-    to drop privileges after binding).  Bind errors raise ``OSError`` here.
+    to drop privileges after binding).  ``loop`` is the event loop each
+    worker runs: ``"asyncio"``, ``"uvloop"`` (the ``uvloop`` extra; else
+    ``LoopUnavailable`` is raised here) or a loop factory.  Bind errors
+    raise ``OSError`` here.
     """
+    factory = loop_factory(loop)
     if proxy_trusted_networks is not None:
         if smtp_kwargs.get("proxy_protocol_timeout") is None:
             raise ValueError("proxy_trusted_networks needs proxy_protocol_timeout")
@@ -229,7 +231,8 @@ def serve(
         raise RuntimeError("worker processes need os.fork(), which this platform lacks; use workers=1")
     listeners = Listeners(host, port, reuse_port=reuse_port)
     config = _WorkerConfig(
-        handler_factory, smtp_class, dict(smtp_kwargs, ssl_context=ssl_context), drain_timeout, workers > 1, worker_init
+        handler_factory, smtp_class, dict(smtp_kwargs, ssl_context=ssl_context), drain_timeout, workers > 1, worker_init,
+        factory,
     )
 
     def body(sockets: List[socket.socket], worker_ready: Callable[[], None]) -> int:

@@ -1,9 +1,11 @@
 """Server classes for the command-line tests (``-c tests.modern._pid_classes.X``):
-NOOP answers with the pid of the process serving the connection; a Maildir
-handler that records the PROXY header's client."""
+NOOP answers with the pid of the process serving the connection (and the
+modern handler's VRFY with the module of the event loop serving it); a
+Maildir handler that records the PROXY header's client."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 from email.message import Message
 from typing import Any, Optional
@@ -17,6 +19,9 @@ class PidHandler:
 
     async def handle_NOOP(self, server: Any, session: Any, envelope: Any, arg: Any) -> str:
         return f"250 pid {os.getpid()}"
+
+    async def handle_VRFY(self, server: Any, session: Any, envelope: Any, address: str) -> str:
+        return f"252 loop {type(asyncio.get_running_loop()).__module__}"
 
 
 class PidChannel(smtpd.SMTPChannel):

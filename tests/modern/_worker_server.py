@@ -2,13 +2,14 @@
 ``python tests/modern/_worker_server.py --workers 2 --listen 127.0.0.1:0``.
 
 Prints ``listening <port>`` once every worker serves.  The handler answers
-NOOP and DATA with its worker's pid; with ``--crash-when FILE`` a worker
+NOOP and DATA with its worker's pid, VRFY with its event loop's module; with ``--crash-when FILE`` a worker
 started while FILE exists dies at once (a crash-looping worker).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import os
 import sys
@@ -22,6 +23,9 @@ class PidHandler:
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         return f"250 OK pid {os.getpid()}"
 
+    async def handle_VRFY(self, server: Any, session: Any, envelope: Any, address: str) -> str:
+        return f"252 loop {type(asyncio.get_running_loop()).__module__}"
+
 
 def main() -> int:
     parser = argparse.ArgumentParser()
@@ -33,6 +37,7 @@ def main() -> int:
     parser.add_argument("--trust")
     parser.add_argument("--crash-when")
     parser.add_argument("--lmtp", action="store_true")
+    parser.add_argument("--loop", default="asyncio")
     args = parser.parse_args()
 
     from smtpd_compat.modern.lmtp import LMTP
@@ -64,6 +69,7 @@ def main() -> int:
         worker_init=worker_init,
         min_uptime=1.0,
         crash_limit=3,
+        loop=args.loop,
     )
 
 
