@@ -40,11 +40,14 @@ SERVER_COMMANDS = {
     "compat-legacy": "{PYTHON} -m smtpd_compat -n -c compat_sink.Sink 127.0.0.1:{PORT}",
     "aiosmtpd": "{REF_PYTHON} -m aiosmtpd -n -c aiosmtpd.handlers.Sink -l 127.0.0.1:{PORT}",
     "stdlib": "{REF_PYTHON} -W ignore -m smtpd -n -c stdlib_sink.Sink 127.0.0.1:{PORT}",
+    "asyncio-floor": "{PYTHON} -m asyncio_floor 127.0.0.1:{PORT}",
 }
 PROJECT_SERVERS = ("compat-modern", "compat-legacy")
 REFERENCE_SERVERS = ("aiosmtpd", "stdlib")
 # Compared with each other, not with the references: two worker processes over one.
 WORKER_RATIOS = (("compat-modern-2w", "compat-modern"),)
+# How close the modern face gets to the event loop's own ceiling (below 1: slower).
+FLOOR_RATIOS = (("compat-modern", "asyncio-floor"),)
 DEFAULT_SERVERS = ("compat-modern", "compat-legacy", "aiosmtpd", "stdlib")
 
 # unscaled sizes and time caps (seconds); --scale multiplies counts (at least one message
@@ -235,7 +238,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         except KeyboardInterrupt:
             interrupted = True
             log("interrupted; reporting what completed")
-        pairs = [(p, r) for p in PROJECT_SERVERS for r in REFERENCE_SERVERS] + list(WORKER_RATIOS)
+        pairs = [(p, r) for p in PROJECT_SERVERS for r in REFERENCE_SERVERS] + list(WORKER_RATIOS + FLOOR_RATIOS)
         for wl_name in workloads:
             for numerator, denominator in pairs:
                 if numerator in args.servers and denominator in args.servers:
