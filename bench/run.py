@@ -42,11 +42,17 @@ SERVER_COMMANDS = {
     "compat-legacy": "{PYTHON} -m smtpd_compat -n -c compat_sink.Sink 127.0.0.1:{PORT}",
     "aiosmtpd": "{REF_PYTHON} -m aiosmtpd -n -c aiosmtpd.handlers.Sink -l 127.0.0.1:{PORT}",
     "stdlib": "{REF_PYTHON} -W ignore -m smtpd -n -c stdlib_sink.Sink 127.0.0.1:{PORT}",
+    "asyncio-floor": "{PYTHON} -m asyncio_floor 127.0.0.1:{PORT}",
 }
 PROJECT_SERVERS = ("compat-modern", "compat-legacy")
 REFERENCE_SERVERS = ("aiosmtpd", "stdlib")
-# Compared with each other, not with the references: two worker processes over one, uvloop over asyncio's loop.
-VARIANT_RATIOS = (("compat-modern-2w", "compat-modern"), ("compat-modern-uvloop", "compat-modern"))
+# Compared with each other, not with the references: two worker processes over one, uvloop over asyncio's
+# loop, and the modern face over the event loop's own ceiling (below 1: slower).
+VARIANT_RATIOS = (
+    ("compat-modern-2w", "compat-modern"),
+    ("compat-modern-uvloop", "compat-modern"),
+    ("compat-modern", "asyncio-floor"),
+)
 DEFAULT_SERVERS = ("compat-modern", "compat-legacy", "aiosmtpd", "stdlib")
 
 # unscaled sizes and time caps (seconds); --scale multiplies counts (at least one message
