@@ -12,12 +12,25 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextvars
 import functools
 import inspect
 import logging
 import socket
 import ssl
-from typing import AbstractSet, Any, Dict, Iterable, MutableMapping, NoReturn, Optional, Tuple, Union
+from typing import (
+    AbstractSet,
+    Any,
+    Coroutine,
+    Dict,
+    Iterable,
+    MutableMapping,
+    NamedTuple,
+    NoReturn,
+    Optional,
+    Tuple,
+    Union,
+)
 
 from ..common import client_limit
 from ..common.hooks import bind_prefixed, class_functions, ehlo_hook_version
@@ -26,7 +39,7 @@ from ..engine import chunking, enhanced, esmtp, replies, starttls
 from ..engine.framing import CommandLine, CommandTooLong
 from ..engine.grammar import BadCommand, Command, printable, split_command
 from ..engine.replies import AIOSMTPD
-from . import __version__, _get_or_new_eventloop
+from . import __version__, _get_or_new_eventloop, inline
 from .connection import ConnectionAdapter
 from .proxy_trust import NetworkSpec, proxy_allowed
 
@@ -183,6 +196,13 @@ class SMTPProtocol(ConnectionAdapter):
         self.session: Optional[Session] = None
         self.envelope: Optional[Envelope] = None
         self._handler_coroutine: Optional["asyncio.Task[None]"] = None
+        # Inline steps (``inline``): the task's context (None: never inline),
+        # the loop's state while it is parked, a command waiting inline for
+        # input, one the task must finish.
+        self._task_context: Optional[contextvars.Context] = None
+        self._parked: Optional[_CommandState] = None
+        self._suspended: Optional[Coroutine[Any, Any, None]] = None
+        self._handed_over: Optional[inline.Continuation] = None
         self._greeting_sent = False
         #: The command being answered ("" before the first).
         self._verb = ""
@@ -250,7 +270,7 @@ class SMTPProtocol(ConnectionAdapter):
             # connect one at a time wait for this line.
             self._queue(self._greeting())
             self._greeting_sent = True
-        self._handler_coroutine = self.loop.create_task(self._handle_client())
+        self._handler_coroutine, self._task_context = inline.start_task(self.loop, self._handle_client())
 
     def _admitted(self) -> bool:
         """Count this connection against its client address's limit;
@@ -287,8 +307,10 @@ class SMTPProtocol(ConnectionAdapter):
         log.info("%r EOF received", self.session.peer)
         # Keep the write side open so commands already received (a
         # pipelined "DATA ... QUIT" before a half-close) still get answers;
-        # TLS cannot half-close.
-        return not self._tls_active
+        # TLS cannot half-close, and a session whose task is over (cancelled)
+        # has no one left to answer.
+        task = self._handler_coroutine
+        return not self._tls_active and (task is None or not task.done())
 
     def _lost(self) -> None:
         if self._counted_as is not None:
@@ -424,55 +446,138 @@ class SMTPProtocol(ConnectionAdapter):
         return True
 
     async def _command_loop(self) -> None:
-        commands = class_functions(type(self), "smtp_")
-        calls = self._call_budget()
-        junk = esmtp.JunkBudget(BOGUS_LIMIT)
+        state = _CommandState(class_functions(type(self), "smtp_"), self._call_budget(), esmtp.JunkBudget(BOGUS_LIMIT))
         next_event = self._event_source()
         # Once closing (QUIT, a limit), commands still buffered must not run.
         while not self._closing():
             event = next_event()
             if event is None:
-                if not await self._wait_for_input():
+                if not await self._idle(state):
                     return
                 continue
-            if type(event) is CommandTooLong:
-                if self.enable_CHUNKING and chunking.is_bdat(event.prefix):
-                    await self.push(chunking.SIZE_UNKNOWN)  # its chunk's end is unknown
-                    self._close()
+            await self._dispatch(event, state)
+
+    async def _idle(self, state: "_CommandState") -> bool:
+        """Wait for input between commands; False at its end.  Meanwhile
+        ``data_received`` may run the commands that arrive (``inline``):
+        whatever of theirs suspended is finished here."""
+        if self._task_context is None:
+            return await self._wait_for_input()
+        self._parked = state
+        cancelled: Optional[asyncio.CancelledError] = None
+        more = True
+        try:
+            more = await self._wait_for_input()
+        except asyncio.CancelledError as error:
+            cancelled = error
+        self._parked = None
+        handed, self._handed_over = self._handed_over, None
+        suspended, self._suspended = self._suspended, None
+        if suspended is not None:
+            # Input ended (or the session was cancelled) while a command run
+            # inline waited for more: it hears of it here, in the task.
+            handed = inline.Continuation(suspended, inline.AWAIT_INPUT)
+        if handed is not None:
+            if cancelled is not None:
+                handed.throw_first(cancelled)
+            await handed
+        if cancelled is not None:
+            raise cancelled
+        return more
+
+    def _input_ready(self) -> None:
+        state = self._parked
+        if state is None:
+            self._wake_reader()
+            return
+        context = self._task_context
+        assert context is not None and self._handler_coroutine is not None
+        try:
+            inline.enter_task(self.loop, self._handler_coroutine)  # type: ignore[misc]
+        except RuntimeError:  # fed from inside another task (a test): let ours run
+            self._wake_reader()
+            return
+        try:
+            context.run(self._step_inline, state)
+        finally:
+            inline.leave_task(self.loop, self._handler_coroutine)  # type: ignore[misc]
+
+    def _step_inline(self, state: "_CommandState") -> None:
+        """Run the commands that arrived while the task is parked in
+        ``_idle``, each until it ends or suspends (``inline``)."""
+        next_event = self._event_source()
+        self._inline = True
+        try:
+            coro, self._suspended = self._suspended, None
+            while True:
+                if coro is None:
+                    event = next_event() if not self._closing() else None
+                    if event is None:
+                        break
+                    coro = self._dispatch(event, state)
+                try:
+                    pending = coro.send(None)
+                except StopIteration:
+                    coro = None
+                    continue
+                except Exception as error:  # raised out of the command loop: the task's to raise
+                    self._hand_over(inline.Continuation(_raised(error), inline.AWAIT_INPUT))
                     return
-                await self.push(AIOSMTPD.line_too_long)
-                continue
-            if type(event) is not CommandLine:
-                continue  # stray data events cannot happen outside DATA
-            try:
-                verb, arg = self._command(event.line)
-                if calls is not None or self.require_starttls or not self._tls_handshake_okay:
-                    self._pass_gates(verb, calls)  # (free when no gate is set)
-                method = commands.get(verb)
-                if method is None or (verb == "BDAT" and not self.enable_CHUNKING):  # BDAT only with CHUNKING
-                    self._unrecognized(verb, junk)
-            except esmtp.Refused as refused:
-                if not isinstance(refused, esmtp.Goodbye) and not await self._skip_payload(event.line):
-                    refused = esmtp.Goodbye(chunking.SIZE_UNKNOWN)
-                await self.push(refused.reply)
-                if isinstance(refused, esmtp.Goodbye):
-                    self._close()
+                if pending is not inline.AWAIT_INPUT:
+                    self._hand_over(inline.Continuation(coro, pending))
                     return
-                continue
-            self._reset_timeout()
-            self._verb = verb
-            try:
-                await method(self, arg)
-            except asyncio.CancelledError:
-                raise
-            except ConnectionResetError:
+                self._suspended = coro  # resumed by the next data_received
+                break
+        finally:
+            self._inline = False
+        if self._closing():
+            self._wake_reader()  # the task ends the session
+
+    def _hand_over(self, continuation: inline.Continuation) -> None:
+        """Stop stepping inline; the task finishes ``continuation``."""
+        self._parked = None
+        self._handed_over = continuation
+        self._wake_reader()
+
+    async def _dispatch(self, event: Any, state: "_CommandState") -> None:
+        """Check and run one command (or answer a line that is too long)."""
+        if type(event) is CommandTooLong:
+            if self.enable_CHUNKING and chunking.is_bdat(event.prefix):
+                await self.push(chunking.SIZE_UNKNOWN)  # its chunk's end is unknown
                 self._close()
-                raise
-            except Exception as error:
-                await self._reply_to_exception(error)
-            if self._drain_pending and not self._in_transaction():
-                self._say_closing()
                 return
+            await self.push(AIOSMTPD.line_too_long)
+            return
+        if type(event) is not CommandLine:
+            return  # stray data events cannot happen outside DATA
+        calls = state.calls
+        try:
+            verb, arg = self._command(event.line)
+            if calls is not None or self.require_starttls or not self._tls_handshake_okay:
+                self._pass_gates(verb, calls)  # (free when no gate is set)
+            method = state.commands.get(verb)
+            if method is None or (verb == "BDAT" and not self.enable_CHUNKING):  # BDAT only with CHUNKING
+                self._unrecognized(verb, state.junk)
+        except esmtp.Refused as refused:
+            if not isinstance(refused, esmtp.Goodbye) and not await self._skip_payload(event.line):
+                refused = esmtp.Goodbye(chunking.SIZE_UNKNOWN)
+            await self.push(refused.reply)
+            if isinstance(refused, esmtp.Goodbye):
+                self._close()
+            return
+        self._reset_timeout()
+        self._verb = verb
+        try:
+            await method(self, arg)
+        except asyncio.CancelledError:
+            raise
+        except ConnectionResetError:
+            self._close()
+            raise
+        except Exception as error:
+            await self._reply_to_exception(error)
+        if self._drain_pending and not self._in_transaction():
+            self._say_closing()
 
     # -- graceful drain (server shutdown) ----------------------------------
 
@@ -609,6 +714,18 @@ class SMTPProtocol(ConnectionAdapter):
             await self.push(replies.need_greeting(helo))
             return True
         return False
+
+
+class _CommandState(NamedTuple):
+    """What the command loop keeps across commands."""
+
+    commands: Dict[str, Any]
+    calls: Optional[Dict[str, int]]
+    junk: esmtp.JunkBudget
+
+
+async def _raised(error: Exception) -> NoReturn:
+    raise error
 
 
 async def _logged(hook_result: Any) -> None:
