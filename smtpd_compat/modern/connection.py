@@ -49,8 +49,9 @@ class _WriteBatch:
     """Replies queued by commands run inline leave together, once per loop
     pass (at the start of the next).  Sent one by one, each reply to a
     waiting client costs a cross-CPU wakeup on the way out; written in a
-    burst, the client is mostly still awake for the next: measured, a
-    quarter less kernel time per message."""
+    burst, the client is mostly still awake for the next.  One callback per
+    loop pass rather than one per connection: measured, about 5 % less
+    server CPU on persistent sessions than a ``call_soon`` per connection."""
 
     __slots__ = ("_loop", "_adapters", "__weakref__")
 
