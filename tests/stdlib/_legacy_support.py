@@ -7,6 +7,7 @@ interpreter running the tests.
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import socket
@@ -24,11 +25,22 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 STDLIB_311 = Path("/root/.pyenv/versions/3.11.7/lib/python3.11")
 
 
+@functools.lru_cache(maxsize=None)
+def _resolved_python311() -> Optional[str]:
+    found = shutil.which("python3.11")
+    if found is None:
+        return None
+    # A pyenv shim is a shell script that runs pyenv for every start: ask it once
+    # for the interpreter it stands for, and start that one directly.
+    real = subprocess.run([found, "-c", "import sys; print(sys.executable)"], capture_output=True, text=True, timeout=60)
+    return real.stdout.strip() or found
+
+
 def reference_python() -> str:
     """A Python 3.11 interpreter (it still has smtpd), or skip the test."""
     if sys.version_info[:2] == (3, 11):
         return sys.executable
-    found = shutil.which("python3.11")
+    found = _resolved_python311()
     if found is None:
         pytest.skip("needs a Python 3.11 interpreter to compare with the real smtpd")
     return found
@@ -85,7 +97,9 @@ class ServerProcess:
             if self.proc.poll() is not None:
                 break
             time.sleep(0.02)
-        raise AssertionError("server did not start: %r" % self.stderr())
+        raise AssertionError("server did not start (%s): stdout %r, stderr %r" % (
+            "still running" if self.proc.poll() is None else "exit code %s" % self.proc.returncode,
+            self.stdout(), self.stderr()))
 
     def stdout(self) -> bytes:
         self._out.seek(0)
