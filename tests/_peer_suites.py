@@ -162,10 +162,6 @@ def junit_totals(report: Path) -> Dict[str, int]:
     return totals
 
 
-def tail(output: str, lines: int = 60) -> str:
-    return "\n".join(output.splitlines()[-lines:])
-
-
 @contextlib.contextmanager
 def holding_well_known_ports() -> Iterator[None]:
     """Listen on 8025 and 9025 of every loopback address where they are free, as some

@@ -17,7 +17,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, BinaryIO, Dict, List, Optional, Sequence, Tuple, Union
 
 import pytest
 
@@ -73,13 +73,53 @@ smtpd.asyncore.loop(timeout=0.05)
 """
 
 
+class _OutputFile:
+    """A file a child process writes and we re-read from the start.
+
+    The child gets a file description of its own, opened for appending.  With
+    one shared description (a plain ``TemporaryFile`` handed to ``Popen``) our
+    ``seek(0)`` before a read also moved the child's write position: a write
+    landing then (``print`` writes a line's text and its newline separately)
+    overwrote the file's first bytes, and a ``PORT`` line could be lost."""
+
+    def __init__(self) -> None:
+        fd, self._path = tempfile.mkstemp(prefix="smtpd_compat-test-")
+        os.close(fd)
+        self.for_child: Optional[BinaryIO] = open(self._path, "ab")
+        self._reader = open(self._path, "rb")
+
+    def child_started(self) -> None:
+        """The child holds its own copy of the writing end now."""
+        if self.for_child is not None:
+            self.for_child.close()
+            self.for_child = None
+
+    def read(self) -> bytes:
+        self._reader.seek(0)
+        return self._reader.read()
+
+    def close(self) -> None:
+        self.child_started()
+        self._reader.close()
+        os.unlink(self._path)
+
+
 class ServerProcess:
     """A server script in a subprocess; its stdout goes to a file we can re-read."""
 
     def __init__(self, argv: Sequence[str], env: Optional[Dict[str, str]] = None, **popen: Any) -> None:
-        self._out = tempfile.TemporaryFile()
-        self._err = tempfile.TemporaryFile()
-        self.proc = subprocess.Popen(list(argv), stdout=self._out, stderr=self._err, env=env or env_with_repo(), **popen)
+        self._out = _OutputFile()
+        self._err = _OutputFile()
+        try:
+            self.proc = subprocess.Popen(
+                list(argv), stdout=self._out.for_child, stderr=self._err.for_child, env=env or env_with_repo(), **popen
+            )
+        except BaseException:
+            self._out.close()
+            self._err.close()
+            raise
+        self._out.child_started()
+        self._err.child_started()
         self._read_upto = 0
 
     def wait_for_port_line(self) -> int:
@@ -97,16 +137,16 @@ class ServerProcess:
             if self.proc.poll() is not None:
                 break
             time.sleep(0.02)
-        raise AssertionError("server did not start (%s): stdout %r, stderr %r" % (
-            "still running" if self.proc.poll() is None else "exit code %s" % self.proc.returncode,
-            self.stdout(), self.stderr()))
+        state = "still running" if self.proc.poll() is None else "exit code %s" % self.proc.returncode
+        if self.proc.poll() is None:
+            self.proc.kill()  # the caller never gets it to stop
+            self.proc.wait()
+        raise AssertionError("server did not start within 15 s (%s): stdout %r, stderr %r" % (state, self.stdout(), self.stderr()))
 
     def stdout(self) -> bytes:
-        self._out.seek(0)
         return self._out.read()
 
     def stderr(self) -> bytes:
-        self._err.seek(0)
         return self._err.read()
 
     def new_output(self) -> bytes:
