@@ -8,13 +8,12 @@ unmodified, under the venv's own ``test.support``: it does
 from __future__ import annotations
 
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from tests.dropin._installs import ALIASES_ACTIVE, Venv
-from tests.stdlib._legacy_support import STDLIB_311, reference_python
+from tests.stdlib._legacy_support import python311_test_dir
 
 pytestmark = pytest.mark.skipif(
     not ALIASES_ACTIVE, reason="on Python <= 3.11 `import smtpd` is the stdlib's (3.11 runs the suite in tests/stdlib)"
@@ -23,16 +22,10 @@ pytestmark = pytest.mark.skipif(
 
 def stdlib_311_test_file(name: str) -> Path:
     """``Lib/test/<name>`` of a Python 3.11 installation, or skip."""
-    candidate = STDLIB_311 / "test" / name
-    if candidate.exists():
-        return candidate
-    python = reference_python()
-    found = subprocess.run([python, "-c", "import os, test; print(os.path.dirname(test.__file__))"],
-                           capture_output=True, text=True, timeout=60)
-    candidate = Path(found.stdout.strip()) / name
-    if found.returncode != 0 or not candidate.exists():
-        pytest.skip("the Python 3.11 at %s does not ship its test package (test/%s)" % (python, name))
-    return candidate
+    test_dir = python311_test_dir()
+    if test_dir is None or not (test_dir / name).exists():
+        pytest.skip("no Python 3.11 with its test package (test/%s) to take the suite from" % name)
+    return test_dir / name
 
 
 def test_cpython_311_test_smtpd_passes_against_toplevel_smtpd(dropin_venv: Venv, tmp_path: Path) -> None:

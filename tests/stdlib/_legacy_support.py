@@ -13,6 +13,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import threading
 import time
@@ -22,9 +23,6 @@ from typing import Any, BinaryIO, Dict, List, Optional, Sequence, Tuple, Union
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-STDLIB_311 = Path("/root/.pyenv/versions/3.11.7/lib/python3.11")
-
-
 @functools.lru_cache(maxsize=None)
 def _resolved_python311() -> Optional[str]:
     found = shutil.which("python3.11")
@@ -34,6 +32,23 @@ def _resolved_python311() -> Optional[str]:
     # for the interpreter it stands for, and start that one directly.
     real = subprocess.run([found, "-c", "import sys; print(sys.executable)"], capture_output=True, text=True, timeout=60)
     return real.stdout.strip() or found
+
+
+@functools.lru_cache(maxsize=None)
+def python311_test_dir() -> Optional[Path]:
+    """``Lib/test`` of the Python 3.11 the tests compare with (its
+    ``test_smtpd.py``, ``test_asyncore.py``...), or None where there is no
+    such interpreter or it was installed without its test package."""
+    if sys.version_info[:2] == (3, 11):
+        stdlib: Optional[str] = sysconfig.get_paths()["stdlib"]
+    else:
+        python = _resolved_python311()
+        stdlib = None if python is None else subprocess.run(
+            [python, "-c", "import sysconfig; print(sysconfig.get_paths()['stdlib'])"],
+            capture_output=True, text=True, timeout=60,
+        ).stdout.strip()
+    test_dir = Path(stdlib) / "test" if stdlib else None
+    return test_dir if test_dir is not None and (test_dir / "test_smtpd.py").exists() else None
 
 
 def reference_python() -> str:

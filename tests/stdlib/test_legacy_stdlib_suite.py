@@ -16,17 +16,20 @@ from typing import Any, Dict
 
 import smtpd_compat
 from smtpd_compat import asyncore
-from tests.stdlib._legacy_support import STDLIB_311
+from tests.stdlib._legacy_support import python311_test_dir
 
 
 def _load_stdlib_suite() -> Dict[str, Any]:
-    source = STDLIB_311 / "test" / "test_smtpd.py"
+    test_dir = python311_test_dir()
+    if test_dir is None:
+        return {}
+    source = test_dir / "test_smtpd.py"
     try:
         from test import mock_socket  # noqa: F401  (the suite needs it)
         from test.support import socket_helper, warnings_helper  # noqa: F401
     except ImportError:
         return {}
-    if not source.exists() or not hasattr(warnings_helper, "import_deprecated"):  # 3.9/3.10 lack it
+    if not hasattr(warnings_helper, "import_deprecated"):  # 3.9/3.10 lack it
         return {}
     saved = {name: sys.modules.get(name) for name in ("smtpd", "asyncore")}
     sys.modules["smtpd"] = smtpd_compat

@@ -12,34 +12,22 @@ whose stdlib no longer has asyncore, run them too.  Nothing is left out.
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
 import sys
-import sysconfig
 from pathlib import Path
 
 import pytest
 
 from tests._peer_suites import copy_rewritten, run_python, tail
 from tests.portability._platforms import NO_POLL, run_module
+from tests.stdlib._legacy_support import python311_test_dir
 
 SUITES = ("test_asyncore", "test_asynchat")
 
 
-def python311_test_dir() -> Path:
-    if sys.version_info[:2] == (3, 11):
-        stdlib = sysconfig.get_paths()["stdlib"]
-    else:
-        python311 = shutil.which("python3.11")
-        if python311 is None:
-            pytest.skip("no Python 3.11 to take test_asyncore.py and test_asynchat.py from")
-        stdlib = subprocess.run(
-            [python311, "-c", "import sysconfig; print(sysconfig.get_paths()['stdlib'])"],
-            stdout=subprocess.PIPE, text=True, check=True,
-        ).stdout.strip()
-    test_dir = Path(stdlib) / "test"
-    if not all((test_dir / (name + ".py")).exists() for name in SUITES):
-        pytest.skip("Python 3.11's test package is not installed")
+def suites_dir() -> Path:
+    test_dir = python311_test_dir()
+    if test_dir is None or not all((test_dir / (name + ".py")).exists() for name in SUITES):
+        pytest.skip("no Python 3.11 with its test package to take test_asyncore.py and test_asynchat.py from")
     return test_dir
 
 
@@ -52,7 +40,7 @@ def rewrite_imports(source: str) -> str:
 @pytest.mark.parametrize(("prelude", "at_least"), [("", 120), (NO_POLL, 80)], ids=["poll", "no-poll"])
 def test_cpython_asyncore_and_asynchat_suites_pass(tmp_path: Path, prelude: str, at_least: int) -> None:
     pytest.importorskip("test.support")
-    test_dir = python311_test_dir()
+    test_dir = suites_dir()
     for name in SUITES:
         target = tmp_path / (name + ".py")
         copy_rewritten(test_dir / (name + ".py"), target, rewrite_imports)
