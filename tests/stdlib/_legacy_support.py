@@ -23,42 +23,44 @@ from typing import Any, BinaryIO, Dict, List, Optional, Sequence, Tuple, Union
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
 @functools.lru_cache(maxsize=None)
-def _resolved_python311() -> Optional[str]:
+def _python311() -> Optional[Tuple[str, str]]:
+    """The Python 3.11 the tests compare with, as (its interpreter, its
+    stdlib directory); None where there is none."""
+    if sys.version_info[:2] == (3, 11):
+        return sys.executable, sysconfig.get_paths()["stdlib"]
     found = shutil.which("python3.11")
     if found is None:
         return None
-    # A pyenv shim is a shell script that runs pyenv for every start: ask it once
-    # for the interpreter it stands for, and start that one directly.
-    real = subprocess.run([found, "-c", "import sys; print(sys.executable)"], capture_output=True, text=True, timeout=60)
-    return real.stdout.strip() or found
+    # A pyenv shim is a shell script that runs pyenv at every start: ask it once
+    # what it stands for, and start that interpreter directly from then on.
+    asked = subprocess.run(
+        [found, "-c", "import sys, sysconfig; print(sys.executable); print(sysconfig.get_paths()['stdlib'])"],
+        capture_output=True, text=True, timeout=60,
+    )
+    lines = asked.stdout.splitlines()
+    return (lines[0], lines[1]) if asked.returncode == 0 and len(lines) == 2 else (found, "")
 
 
-@functools.lru_cache(maxsize=None)
 def python311_test_dir() -> Optional[Path]:
     """``Lib/test`` of the Python 3.11 the tests compare with (its
     ``test_smtpd.py``, ``test_asyncore.py``...), or None where there is no
     such interpreter or it was installed without its test package."""
-    if sys.version_info[:2] == (3, 11):
-        stdlib: Optional[str] = sysconfig.get_paths()["stdlib"]
-    else:
-        python = _resolved_python311()
-        stdlib = None if python is None else subprocess.run(
-            [python, "-c", "import sysconfig; print(sysconfig.get_paths()['stdlib'])"],
-            capture_output=True, text=True, timeout=60,
-        ).stdout.strip()
-    test_dir = Path(stdlib) / "test" if stdlib else None
-    return test_dir if test_dir is not None and (test_dir / "test_smtpd.py").exists() else None
+    python311 = _python311()
+    if python311 is None or not python311[1]:
+        return None
+    test_dir = Path(python311[1]) / "test"
+    return test_dir if (test_dir / "test_smtpd.py").exists() else None
 
 
 def reference_python() -> str:
     """A Python 3.11 interpreter (it still has smtpd), or skip the test."""
-    if sys.version_info[:2] == (3, 11):
-        return sys.executable
-    found = _resolved_python311()
-    if found is None:
+    python311 = _python311()
+    if python311 is None:
         pytest.skip("needs a Python 3.11 interpreter to compare with the real smtpd")
-    return found
+    return python311[0]
 
 
 def env_with_repo(**extra: str) -> Dict[str, str]:
@@ -103,8 +105,8 @@ class _OutputFile:
         self.for_child: Optional[BinaryIO] = open(self._path, "ab")
         self._reader = open(self._path, "rb")
 
-    def child_started(self) -> None:
-        """The child holds its own copy of the writing end now."""
+    def close_child_end(self) -> None:
+        """Our copy of the child's end; the child holds its own once started."""
         if self.for_child is not None:
             self.for_child.close()
             self.for_child = None
@@ -114,7 +116,7 @@ class _OutputFile:
         return self._reader.read()
 
     def close(self) -> None:
-        self.child_started()
+        self.close_child_end()
         self._reader.close()
         os.unlink(self._path)
 
@@ -133,8 +135,8 @@ class ServerProcess:
             self._out.close()
             self._err.close()
             raise
-        self._out.child_started()
-        self._err.child_started()
+        self._out.close_child_end()
+        self._err.close_child_end()
         self._read_upto = 0
 
     def wait_for_port_line(self) -> int:
@@ -152,10 +154,12 @@ class ServerProcess:
             if self.proc.poll() is not None:
                 break
             time.sleep(0.02)
-        state = "still running" if self.proc.poll() is None else "exit code %s" % self.proc.returncode
         if self.proc.poll() is None:
+            state = "still running"
             self.proc.kill()  # the caller never gets it to stop
             self.proc.wait()
+        else:
+            state = "exit code %s" % self.proc.returncode
         raise AssertionError("server did not start within 15 s (%s): stdout %r, stderr %r" % (state, self.stdout(), self.stderr()))
 
     def stdout(self) -> bytes:
